@@ -1,0 +1,79 @@
+"""Package-level contracts: the backend check and the registration of every public class."""
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+import xmodal_keras
+from xmodal_keras.api_export import PACKAGE
+
+# One small instance per registered class. A class registered without an entry here fails
+# `test_every_registered_class_has_an_example`, so new classes cannot skip this check.
+EXAMPLES = {
+    "CaptionTokenizer": lambda: _cls("CaptionTokenizer")(
+        vocabulary=["<pad>", "<unk>", "<start>", "<end>", "a", "dog"], sequence_length=5
+    ),
+    "AdditiveVisualAttention": lambda: _cls("AdditiveVisualAttention")(hidden_dim=4),
+    "BackbonePreprocessing": lambda: _cls("BackbonePreprocessing")(mode="caffe"),
+    "MaskedCaptionLoss": lambda: _cls("MaskedCaptionLoss")(label_smoothing=0.1),
+    "MaskedTokenAccuracy": lambda: _cls("MaskedTokenAccuracy")(),
+}
+
+
+def _import_all_modules() -> None:
+    for module in pkgutil.walk_packages(xmodal_keras.__path__, prefix="xmodal_keras."):
+        if module.name != "xmodal_keras.__main__":
+            importlib.import_module(module.name)
+
+
+def _registered() -> dict[str, type]:
+    _import_all_modules()
+    prefix = f"{PACKAGE}>"
+    return {
+        name[len(prefix) :]: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if name.startswith(prefix)
+    }
+
+
+def _cls(name: str) -> type:
+    return _registered()[name]
+
+
+def test_every_registered_class_has_an_example():
+    assert set(_registered()) == set(EXAMPLES)
+
+
+def test_every_registered_class_deserialises_by_name_in_safe_mode():
+    for name, make in EXAMPLES.items():
+        original = make()
+        config = keras.saving.serialize_keras_object(original)
+        assert config["registered_name"] == f"{PACKAGE}>{name}"
+        restored = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        assert type(restored) is type(original), name
+        assert restored.get_config() == original.get_config(), name
+
+
+def test_tokenizer_works_after_deserialisation():
+    tokenizer = EXAMPLES["CaptionTokenizer"]()
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(tokenizer))
+    np.testing.assert_array_equal(
+        restored(np.array(["a dog"])).numpy(), tokenizer(np.array(["a dog"])).numpy()
+    )
+
+
+def test_import_refuses_a_non_tensorflow_backend():
+    result = subprocess.run(
+        [sys.executable, "-c", "import xmodal_keras"],
+        env={"KERAS_BACKEND": "numpy", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "xmodal_keras needs the Keras 'tensorflow' backend" in result.stderr
+    assert "Received: KERAS_BACKEND='numpy'" in result.stderr

@@ -1,0 +1,60 @@
+"""Data: the built-in shapes dataset, format readers, vocabulary and tf.data pipelines."""
+
+from xmodal_keras.data.datasets import (
+    DatasetPlan,
+    build_caption_augmentation,
+    make_caption_dataset,
+    make_pair_dataset,
+    plan_caption_dataset,
+    plan_pair_dataset,
+)
+from xmodal_keras.data.image_preprocessing import decode_image, find_bad_images, load_image
+from xmodal_keras.data.inspection import DatasetReport, format_report, inspect_dataset
+from xmodal_keras.data.shapes import generate_shapes, load_shapes, read_scenes, shapes_dir
+from xmodal_keras.data.sources import (
+    read_caption_csv,
+    read_captions,
+    read_coco_captions,
+    read_flickr8k,
+    read_hateful_memes,
+    read_karpathy_json,
+    read_pair_csv,
+    read_pairs,
+)
+from xmodal_keras.data.text_tokenizer import (
+    CaptionTokenizer,
+    build_vocabulary,
+    normalize_caption,
+)
+from xmodal_keras.data.validation import DataValidationError
+
+__all__ = [
+    "CaptionTokenizer",
+    "DataValidationError",
+    "DatasetPlan",
+    "DatasetReport",
+    "build_caption_augmentation",
+    "build_vocabulary",
+    "decode_image",
+    "find_bad_images",
+    "format_report",
+    "generate_shapes",
+    "inspect_dataset",
+    "load_image",
+    "load_shapes",
+    "make_caption_dataset",
+    "make_pair_dataset",
+    "normalize_caption",
+    "plan_caption_dataset",
+    "plan_pair_dataset",
+    "read_caption_csv",
+    "read_captions",
+    "read_coco_captions",
+    "read_flickr8k",
+    "read_hateful_memes",
+    "read_karpathy_json",
+    "read_pair_csv",
+    "read_pairs",
+    "read_scenes",
+    "shapes_dir",
+]

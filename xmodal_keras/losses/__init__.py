@@ -1,0 +1,5 @@
+"""Losses shared by the models."""
+
+from xmodal_keras.losses.masked_caption_loss import MaskedCaptionLoss
+
+__all__ = ["MaskedCaptionLoss"]

@@ -1,0 +1,6 @@
+"""Caption decoders: networks that turn image features and a token prefix into logits."""
+
+from xmodal_keras.decoders.gru_caption_decoder import GRUCaptionDecoder
+from xmodal_keras.decoders.transformer_caption_decoder import TransformerCaptionDecoder
+
+__all__ = ["GRUCaptionDecoder", "TransformerCaptionDecoder"]

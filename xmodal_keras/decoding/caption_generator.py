@@ -1,0 +1,191 @@
+"""`CaptionGenerator`: batched in-graph captioning (greedy, beam, sampling) of a captioner."""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.decoding.beam_search import beam_search
+from xmodal_keras.decoding.greedy_search import greedy_search
+from xmodal_keras.decoding.sampling import sample_search
+from xmodal_keras.models.captioner_parts import CAPTION_DECODER_NAME, IMAGE_ENCODER_NAME
+
+METHODS = ("greedy", "beam", "sample")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingOptions:
+    """How to pick tokens. `beam_width`/`length_penalty` apply to "beam"; `top_k`,
+    `top_p`, `temperature` and `seed` to "sample"."""
+
+    method: str = "greedy"
+    beam_width: int = 3
+    length_penalty: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    temperature: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}. Received: method={self.method!r}")
+
+
+class CaptionGenerator:
+    """Captions images with a trained captioner's own layers, entirely in-graph.
+
+    The image is encoded once; then the decoder's `step` (the same function `model.fit`
+    trained through) runs inside a `tf.while_loop` for the whole batch: GRU state for
+    the GRU decoder, KerasHub key/value caches for the Transformer. `encode`,
+    `initial_state` and `step` are public so exports (SavedModel, TFLite) reuse them.
+
+    Args:
+        model: a model from `build_gru_captioner` / `build_transformer_captioner`.
+        tokenizer: the `CaptionTokenizer` it was trained with.
+        max_length: most tokens per caption. Defaults to the model's `sequence_length`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+    >>> from xmodal_keras.models import build_gru_captioner
+    >>> tokenizer = CaptionTokenizer.from_captions(["a red circle"], sequence_length=6)
+    >>> model = build_gru_captioner(vocabulary_size=tokenizer.vocabulary_size,
+    ...     sequence_length=6, image_shape=(32, 32, 3), encoder_kwargs={"hidden_dim": 8},
+    ...     embedding_dim=8, hidden_dim=8)
+    >>> out = CaptionGenerator(model, tokenizer).generate(np.zeros((2, 32, 32, 3), "uint8"))
+    >>> out["tokens"].shape, out["text"].shape
+    (TensorShape([2, 6]), TensorShape([2]))
+    """
+
+    def __init__(
+        self, model: keras.Model, tokenizer: CaptionTokenizer, *, max_length: int | None = None
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.encoder = model.get_layer(IMAGE_ENCODER_NAME)
+        self.decoder = model.get_layer(CAPTION_DECODER_NAME)
+        sequence_length = model.input["caption_in"].shape[1]
+        if max_length is None:
+            max_length = sequence_length
+        if not isinstance(max_length, int) or not 1 <= max_length <= sequence_length:
+            raise ValueError(
+                f"`max_length` must be an int in [1, {sequence_length}] (the model's "
+                f"sequence_length). Received: max_length={max_length!r}"
+            )
+        if self.decoder.vocabulary_size != tokenizer.vocabulary_size:
+            raise ValueError(
+                "The tokenizer does not match the model: vocabulary sizes differ. Received: "
+                f"model={self.decoder.vocabulary_size}, tokenizer={tokenizer.vocabulary_size}"
+            )
+        self.max_length = max_length
+        self.image_shape = tuple(model.input["image"].shape[1:])
+        self._functions = {}
+
+    @property
+    def num_regions(self) -> int:
+        return self.encoder.output["grid"].shape[1]
+
+    @property
+    def has_step_attention(self) -> bool:
+        """True when `step` returns attention weights (the GRU decoder)."""
+        return not hasattr(self.decoder, "cross_attention_weights")
+
+    def encode(self, images) -> dict:
+        """Images `[batch, H, W, 3]` (uint8 or float in [0, 255]) -> `{"grid", "pooled"}`."""
+        return self.encoder(tf.cast(images, tf.float32), training=False)
+
+    def initial_state(self, features: dict):
+        return self.decoder.initial_state(features["grid"], features["pooled"])
+
+    def step(self, token_ids, state, index):
+        return self.decoder.step(token_ids, state, index, training=False)
+
+    def search(self, images, options: DecodingOptions, *, return_attention: bool = False) -> dict:
+        """Token ids and scores for a batch (plain TF; call inside a `tf.function`)."""
+        features = self.encode(images)
+        state = self.initial_state(features)
+        common = {
+            "batch_size": tf.shape(images)[0],
+            "start_id": self.tokenizer.start_id,
+            "end_id": self.tokenizer.end_id,
+            "max_length": self.max_length,
+        }
+        if options.method == "beam":
+            result = beam_search(
+                self.step,
+                state,
+                beam_width=options.beam_width,
+                length_penalty=options.length_penalty,
+                **common,
+            )
+        elif options.method == "sample":
+            result = sample_search(
+                self.step,
+                state,
+                top_k=options.top_k,
+                top_p=options.top_p,
+                temperature=options.temperature,
+                seed=options.seed,
+                **common,
+            )
+        else:
+            step_attention = return_attention and self.has_step_attention
+            result = greedy_search(
+                self.step,
+                state,
+                num_regions=self.num_regions if step_attention else None,
+                **common,
+            )
+        if return_attention and "attention" not in result:
+            result["attention"] = self._cross_attention(result["tokens"], features["grid"])
+        return result
+
+    def _cross_attention(self, tokens, grid):
+        """Transformer maps: row t is the attention while predicting token t."""
+        batch = tf.shape(tokens)[0]
+        starts = tf.fill([batch, 1], tf.constant(self.tokenizer.start_id, tf.int32))
+        inputs = tf.concat([starts, tokens[:, :-1]], axis=1)
+        weights = tf.cast(self.decoder.cross_attention_weights(inputs, grid), tf.float32)
+        produced = tf.cast(tf.not_equal(tokens, 0), tf.float32)
+        return weights * produced[:, :, None]
+
+    def generate(
+        self, images, *, return_attention: bool = False, **options
+    ) -> dict[str, tf.Tensor]:
+        """Caption a batch of images.
+
+        Args:
+            images: `[batch, H, W, 3]` uint8 or float RGB in [0, 255], at `image_shape`.
+            return_attention: also return `"attention"` `[batch, max_length, regions]`
+                (greedy only; GRU: additive attention, Transformer: last block's
+                cross-attention averaged over heads).
+            **options: fields of `DecodingOptions` (`method="greedy"|"beam"|"sample"`,
+                `beam_width`, `length_penalty`, `top_k`, `top_p`, `temperature`, `seed`).
+
+        Returns:
+            `{"tokens": int32 [batch, max_length], "text": string [batch],
+            "scores": float32 [batch]}` (+ `"attention"`).
+        """
+        options = DecodingOptions(**options)
+        if return_attention and options.method != "greedy":
+            raise ValueError(
+                "Attention maps come with greedy decoding only. "
+                f"Received: method={options.method!r}, return_attention=True"
+            )
+        images = tf.convert_to_tensor(images)
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"Images must be [batch, {', '.join(map(str, self.image_shape))}]. "
+                f"Received: shape={tuple(images.shape)}"
+            )
+        key = (options, return_attention)
+        if key not in self._functions:
+            self._functions[key] = tf.function(
+                lambda batch: self.search(batch, options, return_attention=return_attention),
+                reduce_retracing=True,
+            )
+        result = dict(self._functions[key](images))
+        result["text"] = self.tokenizer.detokenize(result["tokens"])
+        return result

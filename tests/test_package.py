@@ -21,6 +21,10 @@ EXAMPLES = {
     "BackbonePreprocessing": lambda: _cls("BackbonePreprocessing")(mode="caffe"),
     "MaskedCaptionLoss": lambda: _cls("MaskedCaptionLoss")(label_smoothing=0.1),
     "MaskedTokenAccuracy": lambda: _cls("MaskedTokenAccuracy")(),
+    "GRUCaptionDecoder": lambda: _cls("GRUCaptionDecoder")(vocabulary_size=9, hidden_dim=4),
+    "TransformerCaptionDecoder": lambda: _cls("TransformerCaptionDecoder")(
+        vocabulary_size=9, sequence_length=5, hidden_dim=4, num_heads=2
+    ),
 }
 
 

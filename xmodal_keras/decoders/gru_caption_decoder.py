@@ -35,8 +35,9 @@ class GRUCaptionDecoder(keras.layers.Layer):
         hidden_dim: int, GRU state size. Defaults to 512.
         attention_dim: int, size of the attention space. Defaults to `hidden_dim`.
         dropout: float, dropout before the output layer. Defaults to 0.
-        attention_regularization: float, weight of the doubly stochastic penalty.
-            Defaults to 1.0, the paper's setting.
+        attention_regularization: float, weight of the doubly stochastic penalty
+            (the paper uses 1). Its minimum is not 0 when a caption has fewer steps
+            than the grid has regions, so it shifts the reported loss. Defaults to 0.
         grid_position_embedding: bool, add a learned embedding of each region's
             position to the grid features, so "left of" and "above" can be read from
             the attended context. Defaults to True.
@@ -58,7 +59,7 @@ class GRUCaptionDecoder(keras.layers.Layer):
         hidden_dim: int = 512,
         attention_dim: int | None = None,
         dropout: float = 0.0,
-        attention_regularization: float = 1.0,
+        attention_regularization: float = 0.0,
         grid_position_embedding: bool = True,
         **kwargs,
     ):

@@ -23,7 +23,7 @@ def build_gru_captioner(
     hidden_dim: int = 512,
     attention_dim: int | None = None,
     dropout: float = 0.0,
-    attention_regularization: float = 1.0,
+    attention_regularization: float = 0.0,
 ) -> keras.Model:
     """Build a Show-Attend-Tell captioner: `{"image", "caption_in"}` -> next-token logits.
 

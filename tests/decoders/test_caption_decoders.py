@@ -1,0 +1,119 @@
+"""Both caption decoders: layer contract, step == teacher forcing, attention penalty."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import run_layer_test
+
+from xmodal_keras.decoders import GRUCaptionDecoder, TransformerCaptionDecoder
+
+VOCAB, LENGTH, REGIONS, FEATURES = 12, 6, 4, 6
+rng = np.random.default_rng(0)
+TOKENS = rng.integers(1, VOCAB, (2, LENGTH)).astype("int32")
+GRID = rng.normal(size=(2, REGIONS, FEATURES)).astype("float32")
+POOLED = rng.normal(size=(2, FEATURES)).astype("float32")
+
+GRU_KWARGS = {"vocabulary_size": VOCAB, "embedding_dim": 8, "hidden_dim": 8}
+TRANSFORMER_KWARGS = {
+    "vocabulary_size": VOCAB,
+    "sequence_length": LENGTH,
+    "hidden_dim": 8,
+    "num_heads": 2,
+    "num_layers": 2,
+}
+
+
+def test_gru_decoder_layer_contract():
+    run_layer_test(
+        GRUCaptionDecoder,
+        {**GRU_KWARGS, "attention_regularization": 0.0},
+        {"token_ids": TOKENS, "grid": GRID, "pooled": POOLED},
+        (2, LENGTH, VOCAB),
+    )
+
+
+def test_transformer_decoder_layer_contract():
+    run_layer_test(
+        TransformerCaptionDecoder,
+        TRANSFORMER_KWARGS,
+        {"token_ids": TOKENS, "grid": GRID},
+        (2, LENGTH, VOCAB),
+    )
+
+
+def _step_all(decoder, tokens):
+    state = decoder.initial_state(tf.constant(GRID), tf.constant(POOLED))
+    logits = []
+    for index in range(tokens.shape[1]):
+        step_logits, state, _ = decoder.step(
+            tf.constant(tokens[:, index]), state, tf.constant(index)
+        )
+        logits.append(step_logits.numpy())
+    return np.stack(logits, axis=1)
+
+
+@pytest.mark.parametrize(
+    "decoder",
+    [GRUCaptionDecoder(**GRU_KWARGS), TransformerCaptionDecoder(**TRANSFORMER_KWARGS)],
+    ids=["gru", "transformer"],
+)
+def test_step_by_step_equals_teacher_forcing(decoder):
+    """The step function (GRU state / KV cache) reproduces the full-sequence logits."""
+    full = decoder(TOKENS, GRID, POOLED).numpy()
+    np.testing.assert_allclose(_step_all(decoder, TOKENS), full, atol=1e-5)
+
+
+def test_gru_attention_sums_to_one_and_penalty_is_added():
+    decoder = GRUCaptionDecoder(**GRU_KWARGS, attention_regularization=2.0)
+    padded = TOKENS.copy()
+    padded[:, 4:] = 0
+    logits, attention = decoder(padded, GRID, POOLED, return_attention=True)
+    assert attention.shape == (2, LENGTH, REGIONS)
+    np.testing.assert_allclose(attention.numpy().sum(-1), 1.0, atol=1e-5)
+    coverage = (attention.numpy() * (padded != 0)[..., None]).sum(axis=1)
+    expected = 2.0 * np.mean(np.sum((1.0 - coverage) ** 2, axis=-1))
+    (penalty,) = decoder.losses
+    np.testing.assert_allclose(penalty.numpy(), expected, rtol=1e-5)
+
+
+def test_region_positions_change_the_output():
+    """Without position embeddings the GRU cannot tell left from right."""
+    decoder = GRUCaptionDecoder(**GRU_KWARGS)
+    flipped = GRID[:, ::-1]
+    assert not np.allclose(decoder(TOKENS, GRID, POOLED), decoder(TOKENS, flipped, POOLED))
+    plain = GRUCaptionDecoder(**GRU_KWARGS, grid_position_embedding=False)
+    # Attention pooling is order-free, so reversing the regions changes nothing.
+    np.testing.assert_allclose(
+        plain(TOKENS, GRID, POOLED), plain(TOKENS, flipped, POOLED), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"hidden_dim": 0}, "Received: hidden_dim=0"),
+        ({"dropout": 1.0}, "Received: dropout=1.0"),
+        ({"attention_regularization": -1.0}, "Received: attention_regularization=-1.0"),
+    ],
+)
+def test_gru_decoder_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GRUCaptionDecoder(**{**GRU_KWARGS, **kwargs})
+
+
+def test_transformer_decoder_rejects_heads_that_do_not_divide():
+    with pytest.raises(ValueError, match="Received: hidden_dim=8, num_heads=3"):
+        TransformerCaptionDecoder(**{**TRANSFORMER_KWARGS, "num_heads": 3})
+
+
+def test_transformer_cross_attention_weights_are_distributions():
+    decoder = TransformerCaptionDecoder(**TRANSFORMER_KWARGS)
+    decoder(TOKENS, GRID)
+    weights = decoder.cross_attention_weights(TOKENS, GRID).numpy()
+    assert weights.shape == (2, LENGTH, REGIONS)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    # Causal: the map at position t does not depend on later tokens.
+    changed = TOKENS.copy()
+    changed[:, -1] = (changed[:, -1] % (VOCAB - 1)) + 1
+    other = decoder.cross_attention_weights(changed, GRID).numpy()
+    np.testing.assert_allclose(other[:, :-1], weights[:, :-1], atol=1e-6)

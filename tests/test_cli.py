@@ -59,16 +59,6 @@ def test_bad_arguments_give_one_line_errors(tmp_path):
     assert "Received: image_size=8" in result.stderr
 
 
-def test_demo_generates_into_the_data_dir_and_reports(tmp_path):
-    result = run_xmodal(
-        "demo", "--num-images", "20", "--size", "32", env={"XMODAL_DATA_DIR": str(tmp_path)}
-    )
-    assert result.returncode == 0, result.stderr
-    (dataset,) = [p for p in tmp_path.iterdir() if p.name.startswith("shapes-")]
-    assert f"shapes dataset: {dataset}" in result.stdout
-    assert "== captions (flickr8k)" in result.stdout
-
-
 @pytest.mark.parametrize("args", [["--help"], ["data", "--help"]])
 def test_python_dash_m_runs_the_same_command(args):
     result = subprocess.run(

@@ -4,6 +4,9 @@ Example:
 
     xmodal data shapes --out /tmp/shapes --num-images 200 --size 64
     xmodal data inspect /tmp/shapes
+    xmodal train captioner --data shapes --decoder transformer --epochs 6 --out runs/t
+    xmodal evaluate runs/t --split test --beam 3
+    xmodal caption runs/t photo.jpg --attention-map photo_attention.png
     xmodal demo
 """
 
@@ -47,16 +50,129 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.problem_count else 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from xmodal_keras.data.inspection import format_report, inspect_dataset
-    from xmodal_keras.data.shapes import load_shapes, shapes_dir
+# `xmodal train captioner` flags: (CaptionerTrainConfig field, type, help). Defaults live in
+# the dataclass only: a flag left out keeps the dataclass default.
+_TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("format", str, "reader for --data paths (default: detect)"),
+    ("decoder", str, "gru (Show, Attend and Tell) or transformer (default: transformer)"),
+    (
+        "encoder",
+        str,
+        "small_cnn (default), mobilenet_v3_small, mobilenet_v3_large, efficientnet_v2_b0, "
+        "resnet50 or inception_v3",
+    ),
+    ("weights", str, "encoder weights: imagenet or a weights file (default: none)"),
+    ("trainable_blocks", int, "encoder blocks to fine-tune (default: all, or none with weights)"),
+    ("encoder_hidden_dim", int, "channels of small_cnn's last stage (default: 64)"),
+    ("encoder_num_layers", int, "conv + pool stages of small_cnn (default: 3)"),
+    ("image_size", int, "square image side the model reads (default: 64)"),
+    ("sequence_length", int, "decoder length (default: 22 for shapes, else 20)"),
+    ("min_count", int, "keep words seen at least this often in train captions (default: 1)"),
+    ("max_vocabulary_size", int, "cap the vocabulary (default: no cap)"),
+    ("embedding_dim", int, "GRU word embedding size (default: 256)"),
+    ("hidden_dim", int, "decoder width (default: 256)"),
+    ("intermediate_dim", int, "Transformer feed-forward width (default: 4 x hidden)"),
+    ("num_layers", int, "Transformer decoder blocks (default: 2)"),
+    ("num_heads", int, "Transformer attention heads (default: 4)"),
+    ("attention_dim", int, "GRU additive attention size (default: hidden)"),
+    ("dropout", float, "dropout rate (default: 0.1)"),
+    ("epochs", int, "epochs (default: 10); rerun with more to extend a finished run"),
+    ("batch_size", int, "global batch size over all replicas (default: 64)"),
+    ("learning_rate", float, "peak learning rate of warm-up + cosine (default: 1e-3)"),
+    ("label_smoothing", float, "label smoothing (default: 0)"),
+    ("seed", int, "random seed (default: 0)"),
+    ("strategy", str, "auto, default or mirrored (default: auto)"),
+    ("val_metrics_every", int, "val BLEU-4/CIDEr every N epochs, 0 = off (default: 1)"),
+    ("shapes_num_images", int, "--data shapes: images to generate (default: 5000)"),
+    ("shapes_image_size", int, "--data shapes: generated image side (default: 64)"),
+)
 
-    target = shapes_dir(num_images=args.num_images, image_size=args.size, seed=args.seed)
-    print(f"shapes dataset: {target}")
+
+def _cmd_train_captioner(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.train_captioner import CaptionerTrainConfig, train_captioner
+
+    settings = {
+        name: getattr(args, name) for name, _, _ in _TRAIN_FLAGS if getattr(args, name) is not None
+    }
+    data = args.data[0] if len(args.data) == 1 else tuple(args.data)
+    train_captioner(CaptionerTrainConfig(data=data, **settings), args.out)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
+    from xmodal_keras.training.run_directory import RunDirectory
+
+    metrics = evaluate_captioner(
+        args.run_dir, split=args.split, beam_width=args.beam, max_images=args.max_images
+    )
+    decoding = "greedy" if args.beam is None else f"beam {args.beam}"
+    print(f"{args.split} split, {decoding} decoding")
+    print(format_metrics_table(metrics))
+    print(f"written to {RunDirectory(args.run_dir).metrics_dir_for(args.split, args.beam)}")
+    return 0
+
+
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from xmodal_keras.decoding.caption_images import caption_image_files
+
+    results = caption_image_files(
+        args.run_dir, args.images, beam_width=args.beam, attention_map=args.attention_map
+    )
+    for result in results:
+        line = f"{result['path']}: {result['caption']}"
+        if result["attention_map"]:
+            line += f"  [attention map: {result['attention_map']}]"
+        print(line)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from xmodal_keras.decoding.caption_images import caption_image_files
+    from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
+    from xmodal_keras.training.train_captioner import (
+        DEMO_CONFIG,
+        DEMO_QUICK_CONFIG,
+        read_caption_data,
+        shapes_root,
+        train_captioner,
+    )
+
+    config = DEMO_QUICK_CONFIG if args.quick else DEMO_CONFIG
     start = time.perf_counter()
-    root = load_shapes(num_images=args.num_images, image_size=args.size, seed=args.seed)
-    print(f"ready in {time.perf_counter() - start:.1f} s\n")
-    print(format_report(inspect_dataset(root)))
+    print(f"== 1/4 data: shapes dataset ({config.shapes_num_images} images)", flush=True)
+    root = shapes_root(config)
+    print(f"{root} (ready in {time.perf_counter() - start:.0f} s)\n", flush=True)
+
+    print(f"== 2/4 train a {config.decoder} captioner", flush=True)
+    print(
+        "settings: "
+        + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if k != "data"),
+        flush=True,
+    )
+    run = train_captioner(config, args.out)
+
+    print("\n== 3/4 evaluate on the test split (greedy and beam 3)", flush=True)
+    results = {
+        "greedy": evaluate_captioner(run, split="test"),
+        "beam 3": evaluate_captioner(run, split="test", beam_width=3),
+    }
+    print(format_metrics_table(results), flush=True)
+
+    print("\n== 4/4 caption test images, with attention heat-maps", flush=True)
+    test = read_caption_data(config).query("split == 'test'")
+    paths = sorted(test.image_path.unique())[: args.num_captions]
+    for result in caption_image_files(run, paths, attention_map=run.pictures_dir / "attention.png"):
+        print(f"{os.path.basename(result['path'])}: {result['caption']}")
+
+    print(f"\ndone in {time.perf_counter() - start:.0f} s. Everything is in {run.path}:")
+    print("  model.keras, vocab.txt, config.json   the trained captioner and its settings")
+    print("  history.csv, checkpoints/, backup/     training log, weights, resumable state")
+    print("  metrics/test_greedy/, test_beam3/      metrics.json + captions.jsonl")
+    print("  pictures/                              training curves, attention_<image>.png")
+    print(f"next: xmodal caption {run.path} IMAGE.png --attention-map map.png")
     return 0
 
 
@@ -68,12 +184,67 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
-        "demo", help="run the main job on the built-in shapes data (no download)"
+        "demo",
+        help="the main job on built-in data: generate shapes, train a Transformer captioner, "
+        "evaluate, caption with attention maps",
     )
-    demo.add_argument("--num-images", type=_positive_int, default=5000)
-    demo.add_argument("--size", type=_positive_int, default=64, help="image side in pixels")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default=os.path.join("runs", "demo"), help="run directory")
+    demo.add_argument(
+        "--quick", action="store_true", help="a tiny version (seconds of training; for tests)"
+    )
+    demo.add_argument(
+        "--num-captions", type=_positive_int, default=4, help="test images to caption at the end"
+    )
     demo.set_defaults(run=_cmd_demo)
+
+    train = commands.add_parser("train", help="train a model into a run directory")
+    train_commands = train.add_subparsers(dest="train_command", required=True)
+    captioner = train_commands.add_parser(
+        "captioner",
+        help="image captioner (model.fit with a progress bar; a killed run resumes when rerun)",
+    )
+    captioner.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="shapes, or caption data: Flickr8k folder, Karpathy/COCO JSON (several allowed), CSV",
+    )
+    for name, kind, text in _TRAIN_FLAGS:
+        choices = None
+        if name == "decoder":
+            choices = ("gru", "transformer")
+        elif name == "strategy":
+            choices = ("auto", "default", "mirrored")
+        captioner.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, help=text
+        )
+    captioner.add_argument("--out", required=True, help="run directory to write (or resume)")
+    captioner.set_defaults(run=_cmd_train_captioner)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="caption a split with a trained run and print BLEU/METEOR/ROUGE/CIDEr"
+    )
+    evaluate.add_argument(
+        "run_dir", metavar="RUN", help="run directory from `xmodal train captioner`"
+    )
+    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument("--beam", type=_positive_int, help="beam width (default: greedy)")
+    evaluate.add_argument("--max-images", type=_positive_int, help="score only N images")
+    evaluate.set_defaults(run=_cmd_evaluate)
+
+    caption = commands.add_parser("caption", help="caption image files with a trained run")
+    caption.add_argument(
+        "run_dir", metavar="RUN", help="run directory from `xmodal train captioner`"
+    )
+    caption.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    caption.add_argument("--beam", type=_positive_int, help="beam width (default: greedy)")
+    caption.add_argument(
+        "--attention-map",
+        metavar="OUT.png",
+        help="write the attention heat-map (greedy only); with several images one file each: "
+        "OUT_<image name>.png",
+    )
+    caption.set_defaults(run=_cmd_caption)
 
     data = commands.add_parser("data", help="datasets: generate, inspect")
     data_commands = data.add_subparsers(dest="data_command", required=True)

@@ -1,0 +1,43 @@
+"""A tiny trained captioner run, trained once per test session and shared by the captioner
+test files (a fit costs ~15-30 s of tracing on 2 CPU cores, whatever the size)."""
+
+import contextlib
+import io
+import pathlib
+
+from xmodal_keras.training.run_directory import RunDirectory
+from xmodal_keras.training.train_captioner import CaptionerTrainConfig, train_captioner
+
+# 40 images (tiny_shapes_dir): ~32 in train -> 160 captions -> 2 steps of 80.
+TINY_SETTINGS = {
+    "decoder": "gru",
+    "image_size": 32,
+    "encoder_hidden_dim": 8,
+    "embedding_dim": 8,
+    "hidden_dim": 8,
+    "num_layers": 1,
+    "num_heads": 1,
+    "epochs": 1,
+    "batch_size": 80,
+    "val_metrics_every": 0,
+}
+# The shared run also logs val BLEU-4 / CIDEr.
+SHARED_RUN_SETTINGS = {**TINY_SETTINGS, "val_metrics_every": 1, "val_metrics_images": 4}
+
+_RUNS: dict[str, tuple[RunDirectory, str]] = {}
+
+
+def tiny_config(data, **overrides) -> CaptionerTrainConfig:
+    return CaptionerTrainConfig(data=str(data), **{**TINY_SETTINGS, **overrides})
+
+
+def shared_tiny_run(data: pathlib.Path, tmp_path_factory) -> tuple[RunDirectory, str]:
+    """(run directory, what training printed) of a GRU run on `data`, trained once."""
+    key = str(data)
+    if key not in _RUNS:
+        out = tmp_path_factory.mktemp("shared_run") / "run"
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            run = train_captioner(tiny_config(data, **SHARED_RUN_SETTINGS), out, verbose=0)
+        _RUNS[key] = (run, printed.getvalue())
+    return _RUNS[key]

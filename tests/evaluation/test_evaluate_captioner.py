@@ -1,0 +1,92 @@
+"""evaluate_captioner / caption_image_files on a tiny trained run (shared, trained once)."""
+
+import json
+
+import pytest
+from captioner_runs import shared_tiny_run
+from PIL import Image
+
+from xmodal_keras.data import read_captions, read_scenes
+from xmodal_keras.decoding.caption_images import attention_map_paths, caption_image_files
+from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
+from xmodal_keras.evaluation.scene_faithfulness import scene_faithfulness
+
+FAST_METRICS = ("bleu", "rouge_l", "cider")  # no METEOR: its JVM start is paid in the CLI test
+
+
+@pytest.fixture(scope="module")
+def run(tiny_shapes_dir, tmp_path_factory):
+    return shared_tiny_run(tiny_shapes_dir, tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def test_split(tiny_shapes_dir):
+    frame = read_captions(tiny_shapes_dir)
+    return frame[frame.split == "test"]
+
+
+@pytest.fixture(scope="module")
+def greedy(run):
+    return evaluate_captioner(run.path, split="test", metrics=FAST_METRICS)
+
+
+def test_greedy_evaluation_scores_every_test_image(run, test_split, tiny_shapes_dir, greedy):
+    num_images = test_split.image_id.nunique()
+    assert greedy["num_images"] == num_images
+    assert {"bleu_4", "rouge_l", "cider", "scene_faithfulness"} <= set(greedy)
+    assert 0.0 <= greedy["bleu_4"] <= 1.0 and 0.0 <= greedy["scene_faithfulness"] <= 1.0
+
+    folder = run.path / "metrics" / "test_greedy"
+    assert json.loads((folder / "metrics.json").read_text())["num_images"] == num_images
+    rows = [json.loads(line) for line in (folder / "captions.jsonl").read_text().splitlines()]
+    assert [row["image_id"] for row in rows] == sorted(test_split.image_id.unique())
+    assert all(len(row["references"]) == 5 for row in rows)
+    # Faithfulness is the share of the written captions true of their scene.
+    captions = {row["image_id"]: row["generated"] for row in rows}
+    expected = scene_faithfulness(read_scenes(tiny_shapes_dir), captions)
+    assert greedy["scene_faithfulness"] == pytest.approx(expected)
+
+
+def test_beam_evaluation_of_a_few_images(run):
+    metrics = evaluate_captioner(run, beam_width=3, max_images=2, metrics=("bleu",))
+    assert metrics["num_images"] == 2
+    lines = (run.path / "metrics" / "test_beam3" / "captions.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+
+def test_bad_arguments(run):
+    with pytest.raises(ValueError, match="Received: split='dev'"):
+        evaluate_captioner(run, split="dev")
+    with pytest.raises(ValueError, match="max_images=0"):
+        evaluate_captioner(run, max_images=0)
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        evaluate_captioner(run.path / "nothing")
+
+
+def test_caption_files_match_evaluation_and_draw_attention(run, test_split, tmp_path, greedy):
+    rows = (run.path / "metrics" / "test_greedy" / "captions.jsonl").read_text().splitlines()
+    first_two = [json.loads(line) for line in rows[:2]]
+    paths = [row["image_path"] for row in first_two]
+    results = caption_image_files(run.path, paths, attention_map=tmp_path / "maps" / "a.png")
+    assert [r["caption"] for r in results] == [row["generated"] for row in first_two]
+    expected_maps = attention_map_paths(tmp_path / "maps" / "a.png", paths)
+    for result, expected in zip(results, expected_maps, strict=True):
+        assert result["attention_map"] == str(expected)
+        with Image.open(expected) as picture:
+            assert picture.format == "PNG"
+
+    with pytest.raises(ValueError, match="greedy decoding only"):
+        caption_image_files(run.path, paths, beam_width=2, attention_map=tmp_path / "b.png")
+    with pytest.raises(FileNotFoundError, match="No such image file"):
+        caption_image_files(run.path, [tmp_path / "missing.png"])
+
+
+def test_format_metrics_table_columns():
+    table = format_metrics_table(
+        {"greedy": {"bleu_4": 0.41, "meteor": float("nan")}, "beam 3": {"bleu_4": 0.4}}
+    )
+    assert table.splitlines() == [
+        "metric  greedy  beam 3",
+        "BLEU-4  0.410   0.400",
+        "METEOR  n/a",
+    ]

@@ -1,0 +1,77 @@
+"""`xmodal train captioner` -> `xmodal evaluate` -> `xmodal caption`, as users run them: the
+installed console script in fresh processes, on a tiny dataset in a temp dir."""
+
+from captioner_runs import TINY_SETTINGS
+from test_cli import run_xmodal
+
+
+def _flags(settings: dict) -> list[str]:
+    flags = []
+    for name, value in settings.items():
+        flags += ["--" + name.replace("_", "-"), str(value)]
+    return flags
+
+
+def test_train_evaluate_caption_end_to_end(tiny_shapes_dir, tmp_path):
+    run = tmp_path / "run"
+    result = run_xmodal(
+        "train", "captioner", "--data", str(tiny_shapes_dir), *_flags(TINY_SETTINGS),
+        "--out", str(run),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("trained 1 epoch in ") and f"run: {run} " in summary
+    assert (run / "model.keras").is_file()
+
+    result = run_xmodal("evaluate", str(run), "--max-images", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "test split, greedy decoding"
+    assert lines[1].split() == ["metric", "value"]
+    names = [line[:20].strip() for line in lines[2:-1]]
+    assert names[:8] == ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr",
+                         "scene faithfulness"]  # fmt: skip
+    assert "images              3" in result.stdout
+    assert lines[-1] == f"written to {run / 'metrics' / 'test_greedy'}"
+
+    images = sorted((tiny_shapes_dir / "Images").glob("*.png"))[:2]
+    out = tmp_path / "maps" / "attention.png"
+    result = run_xmodal("caption", str(run), *map(str, images), "--attention-map", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2
+    for line, image in zip(lines, images, strict=True):
+        expected_map = out.with_name(f"attention_{image.stem}.png")
+        assert line.startswith(f"{image}: ")
+        assert line.endswith(f"[attention map: {expected_map}]")
+        assert expected_map.stat().st_size > 0
+
+    first = str(images[0])
+    result = run_xmodal("caption", str(run), first, "--beam", "2", "--attention-map", "x.png")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("xmodal: error: Attention maps come")
+
+
+def test_evaluate_a_missing_run_is_a_one_line_error(tmp_path):
+    result = run_xmodal("evaluate", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"xmodal: error: No run at {tmp_path / 'nowhere'}: config.json is missing")
+    )
+
+
+def test_quick_demo_runs_every_step(tmp_path):
+    """`make demo`'s main job, at toy size: in the default suite so the demo cannot rot."""
+    out = tmp_path / "demo"
+    env = {"XMODAL_DATA_DIR": str(tmp_path)}
+    result = run_xmodal("demo", "--quick", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    for step in ("== 1/4 data", "== 2/4 train", "== 3/4 evaluate", "== 4/4 caption"):
+        assert step in result.stdout
+    assert f"Everything is in {out}:" in result.stdout
+    assert (out / "metrics" / "test_greedy" / "metrics.json").is_file()
+    assert (out / "metrics" / "test_beam3" / "metrics.json").is_file()
+    assert len(list((out / "pictures").glob("attention_*.png"))) == 4
+    assert (out / "pictures" / "training_curves.png").is_file()

@@ -1,0 +1,101 @@
+"""train_captioner: the run directory it writes, resuming a killed run, settings checks."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from captioner_runs import SHARED_RUN_SETTINGS, shared_tiny_run, tiny_config
+
+from xmodal_keras.training.run_directory import RunDirectory, load_captioner
+from xmodal_keras.training.train_captioner import (
+    DEMO_CONFIG,
+    CaptionerTrainConfig,
+    train_captioner,
+)
+
+
+class CrashAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("killed")
+
+
+def test_train_writes_the_run_directory(tiny_shapes_dir, tmp_path_factory):
+    config = tiny_config(tiny_shapes_dir, **SHARED_RUN_SETTINGS)
+    run, printed = shared_tiny_run(tiny_shapes_dir, tmp_path_factory)
+
+    assert isinstance(run, RunDirectory) and run.path.name == "run"
+    for path in (run.config_path, run.vocabulary_path, run.model_path, run.history_path):
+        assert path.is_file(), path
+    assert run.best_weights_path.is_file() and run.last_weights_path.is_file()
+    assert run.has_backup()
+    assert (run.pictures_dir / "training_curves.png").stat().st_size > 0
+
+    saved = json.loads(run.config_path.read_text())
+    assert saved["sequence_length"] == 20  # resolved: a path, not the built-in shapes
+    assert saved["data"] == str(tiny_shapes_dir)
+    assert CaptionerTrainConfig.from_dict(saved) == config.resolved()
+
+    history = pd.read_csv(run.history_path)
+    assert history.epoch.tolist() == [0]
+    assert {"loss", "val_loss", "val_bleu_4", "val_cider"} <= set(history.columns)
+    assert np.isfinite(history.val_cider[0])
+
+    assert printed.startswith("data: 160 train / 20 val captions, vocabulary ")
+    assert "global batch 80" in printed.splitlines()[0]
+    summary = printed.strip().splitlines()[-1]
+    assert summary.startswith("trained 1 epoch in ")
+    assert "val_bleu_4" in summary and str(run.path) in summary
+
+    model, tokenizer, loaded = load_captioner(run.path)
+    assert loaded == config.resolved()
+    assert tokenizer.get_vocabulary() == run.vocabulary_path.read_text().splitlines()
+    assert model.input["caption_in"].shape[1] == tokenizer.sequence_length == 20
+    assert model.get_layer("caption_decoder").__class__.__name__ == "GRUCaptionDecoder"
+
+
+def test_a_killed_run_resumes_where_it_stopped(tiny_shapes_dir, tmp_path, capsys):
+    config = tiny_config(tiny_shapes_dir, decoder="transformer", epochs=3)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="killed"):
+        train_captioner(config, out, callbacks=[CrashAfterEpoch(1)], verbose=0)
+    run = RunDirectory(out)
+    assert pd.read_csv(run.history_path).epoch.tolist() == [0, 1]
+    assert not run.model_path.exists()
+    with pytest.raises(FileNotFoundError, match="model.keras is missing"):
+        load_captioner(out)
+
+    capsys.readouterr()
+    train_captioner(config, out, verbose=0)
+    assert pd.read_csv(run.history_path).epoch.tolist() == [0, 1, 2]
+    assert "trained 3 epochs (2 restored from backup)" in capsys.readouterr().out
+    assert run.model_path.is_file()
+
+    # Other settings in the same run directory are refused, naming what changed.
+    with pytest.raises(ValueError, match=r"other settings.*hidden_dim: 8 -> 16"):
+        train_captioner(dataclasses.replace(config, hidden_dim=16), out)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="Received: self.decoder='lstm'"):
+        CaptionerTrainConfig(decoder="lstm")
+    with pytest.raises(ValueError, match="Received: epochs=0"):
+        CaptionerTrainConfig(epochs=0)
+    with pytest.raises(ValueError, match=r"Unknown captioner settings \['colour'\]"):
+        CaptionerTrainConfig.from_dict({"colour": "red"})
+
+
+def test_config_round_trips_through_json():
+    config = CaptionerTrainConfig(data=("a.json", "b.json"), format="coco").resolved()
+    assert config.sequence_length == 20
+    assert all(p.startswith("/") for p in config.data)
+    text = json.dumps(config.to_dict())
+    assert CaptionerTrainConfig.from_dict(json.loads(text)) == config
+    assert DEMO_CONFIG.resolved().sequence_length == 22  # built-in shapes

@@ -1,0 +1,181 @@
+"""Caption image files with a trained run: `caption_image_files` (and the batch helper
+`caption_paths` that evaluation shares), optionally drawing attention heat-maps.
+
+Images are read with the training decode (`load_image`: RGB, bilinear resize with
+antialiasing to the model's input size), in batches, and captioned in-graph by a
+`CaptionGenerator` (greedy, or beam search with `beam_width`).
+"""
+
+import os
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from xmodal_keras.data.image_preprocessing import load_image
+from xmodal_keras.decoding.caption_generator import CaptionGenerator
+
+DEFAULT_BATCH_SIZE = 64
+
+
+def _image_batches(paths: Sequence[str], image_shape: tuple[int, int], batch_size: int):
+    dataset = tf.data.Dataset.from_tensor_slices([os.fspath(p) for p in paths])
+    dataset = dataset.map(
+        lambda path: load_image(path, image_shape), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def caption_paths(
+    generator: CaptionGenerator,
+    paths: Sequence[str | os.PathLike],
+    *,
+    beam_width: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    return_attention: bool = False,
+) -> dict[str, list]:
+    """Caption image files in batches.
+
+    Args:
+        generator: a `CaptionGenerator` of the trained model.
+        paths: image files (JPEG/PNG/GIF/BMP).
+        beam_width: beam search of this width; None decodes greedily. Defaults to None.
+        batch_size: images per decoding batch. Defaults to 64.
+        return_attention: also return per-image attention (greedy only).
+
+    Returns:
+        `{"text": [str], "scores": [float], "tokens": [np.ndarray]}` in `paths` order, plus
+        `"attention"` (`[max_length, regions]` arrays) and `"images"` (uint8 arrays) with
+        `return_attention`.
+    """
+    if beam_width is not None and (not isinstance(beam_width, int) or beam_width < 1):
+        raise ValueError(f"`beam_width` must be an int >= 1 or None. Received: {beam_width=!r}")
+    if return_attention and beam_width is not None:
+        raise ValueError(
+            "Attention maps come with greedy decoding only; drop the beam. "
+            f"Received: beam_width={beam_width}"
+        )
+    options = {"method": "greedy"}
+    if beam_width is not None:
+        options = {"method": "beam", "beam_width": beam_width}
+    height, width = generator.image_shape[:2]
+    result: dict[str, list] = {"text": [], "scores": [], "tokens": []}
+    if return_attention:
+        result.update(attention=[], images=[])
+    for images in _image_batches(paths, (height, width), batch_size):
+        out = generator.generate(images, return_attention=return_attention, **options)
+        result["text"].extend(t.decode("utf-8") for t in out["text"].numpy())
+        result["scores"].extend(float(s) for s in out["scores"].numpy())
+        result["tokens"].extend(out["tokens"].numpy())
+        if return_attention:
+            result["attention"].extend(out["attention"].numpy())
+            result["images"].extend(images.numpy())
+    return result
+
+
+def attention_map_paths(
+    out_path: str | os.PathLike, image_paths: Sequence[str | os.PathLike]
+) -> list[pathlib.Path]:
+    """Where each image's heat-map goes: `out_path` itself for one image; for several,
+    `<out stem>_<image stem><out suffix>` beside it (`maps.png` + `a/cat.jpg` ->
+    `maps_cat.png`), with a 1-based position prefix (`maps_2_cat.png`) when two images
+    share a stem.
+
+    Example:
+
+    >>> [p.name for p in attention_map_paths("maps.png", ["a/cat.jpg", "b/dog.png"])]
+    ['maps_cat.png', 'maps_dog.png']
+    >>> [p.name for p in attention_map_paths("m.png", ["a/cat.jpg", "b/cat.png"])]
+    ['m_1_cat.png', 'm_2_cat.png']
+    """
+    out = pathlib.Path(out_path)
+    if len(image_paths) == 1:
+        return [out]
+    stems = [pathlib.Path(p).stem for p in image_paths]
+    unique = len(set(stems)) == len(stems)
+    suffix = out.suffix or ".png"
+    return [
+        out.with_name(f"{out.stem}_{stem}{suffix}" if unique else f"{out.stem}_{i}_{stem}{suffix}")
+        for i, stem in enumerate(stems, start=1)
+    ]
+
+
+def _words(tokens: np.ndarray, tokenizer) -> list[str]:
+    vocabulary = tokenizer.get_vocabulary()
+    words = []
+    for token in tokens:
+        if token == tokenizer.pad_id:
+            break
+        words.append(vocabulary[token])  # "<end>" included: its map shows where it stopped
+        if token == tokenizer.end_id:
+            break
+    return words
+
+
+def caption_image_files(
+    run_dir,
+    paths: Sequence[str | os.PathLike],
+    *,
+    beam_width: int | None = None,
+    attention_map: str | os.PathLike | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[dict]:
+    """Caption image files with a trained run; optionally write attention heat-maps.
+
+    Args:
+        run_dir: a run directory from `train_captioner` (or a `RunDirectory`).
+        paths: image files.
+        beam_width: beam search width; None decodes greedily. Defaults to None.
+        attention_map: PNG path for the heat-map (one picture per generated word over the
+            image); with several images one file per image, see `attention_map_paths`.
+            Greedy only. Defaults to None.
+        batch_size: images per decoding batch. Defaults to 64.
+
+    Returns:
+        One dict per image, in order: `{"path", "caption", "score", "attention_map"}`
+        (`attention_map` is the PNG written, or None).
+
+    Raises:
+        FileNotFoundError: a missing image file or run.
+        ValueError: `attention_map` with `beam_width`, or no paths.
+    """
+    from xmodal_keras.training.run_directory import load_captioner
+
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise ValueError("Give at least one image file. Received: paths=[]")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"No such image file: {', '.join(missing)}")
+    if attention_map is not None and beam_width is not None:
+        raise ValueError(
+            "Attention maps come with greedy decoding only; drop --beam. "
+            f"Received: beam_width={beam_width}, attention_map={os.fspath(attention_map)!r}"
+        )
+    model, tokenizer, _ = load_captioner(run_dir)
+    generator = CaptionGenerator(model, tokenizer)
+    with_maps = attention_map is not None
+    out = caption_paths(
+        generator, paths, beam_width=beam_width, batch_size=batch_size, return_attention=with_maps
+    )
+    map_paths = attention_map_paths(attention_map, paths) if with_maps else [None] * len(paths)
+    results = []
+    for i, path in enumerate(paths):
+        if with_maps:
+            from xmodal_keras.evaluation.plots import plot_attention_map
+
+            words = _words(out["tokens"][i], tokenizer)
+            map_paths[i].parent.mkdir(parents=True, exist_ok=True)
+            plot_attention_map(
+                out["images"][i], words, out["attention"][i][: len(words)], map_paths[i]
+            )
+        results.append(
+            {
+                "path": path,
+                "caption": out["text"][i],
+                "score": out["scores"][i],
+                "attention_map": None if map_paths[i] is None else str(map_paths[i]),
+            }
+        )
+    return results

@@ -1,0 +1,210 @@
+"""`RunDirectory`: one folder per training run, so later commands take only its path.
+
+```
+RUN/
+  config.json      run settings (the training dataclass as JSON)
+  vocab.txt        the tokenizer's vocabulary, one token a line
+  model.keras      the trained model (written at the end of training)
+  checkpoints/     best.weights.h5 (lowest monitored loss), last.weights.h5
+  backup/          keras.callbacks.BackupAndRestore state: a killed run resumes from here
+  history.csv      one row per epoch (CSVLogger, appended to when a run resumes)
+  metrics/         <split>_<decoding>/metrics.json + captions.jsonl
+  pictures/        PNG: training curves, attention maps
+```
+
+`config.json`, `vocab.txt` and `model.keras` are written to a temporary file in the run
+directory and renamed into place (`os.replace`), so a reader never sees half a file.
+
+Example:
+
+>>> import tempfile
+>>> run = RunDirectory(tempfile.mkdtemp()).create()
+>>> run.write_config({"epochs": 2})
+>>> run.read_config()
+{'epochs': 2}
+>>> run.metrics_dir_for("test", beam_width=3).name
+'test_beam3'
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+
+CONFIG_FILE = "config.json"
+VOCABULARY_FILE = "vocab.txt"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+
+
+def _atomic_write(path: pathlib.Path, write: Callable[[str], None], suffix: str = "") -> None:
+    """Call `write(temp_path)` for a temporary file beside `path`, then rename it to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+class RunDirectory:
+    """The files of one training run (see the module docstring for the layout).
+
+    Args:
+        path: the run folder; created by `create()`, not by the constructor.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = pathlib.Path(path).absolute()
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def config_path(self) -> pathlib.Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def vocabulary_path(self) -> pathlib.Path:
+        return self.path / VOCABULARY_FILE
+
+    @property
+    def model_path(self) -> pathlib.Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def history_path(self) -> pathlib.Path:
+        return self.path / HISTORY_FILE
+
+    @property
+    def checkpoints_dir(self) -> pathlib.Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best_weights_path(self) -> pathlib.Path:
+        return self.checkpoints_dir / "best.weights.h5"
+
+    @property
+    def last_weights_path(self) -> pathlib.Path:
+        return self.checkpoints_dir / "last.weights.h5"
+
+    @property
+    def backup_dir(self) -> pathlib.Path:
+        return self.path / "backup"
+
+    @property
+    def metrics_dir(self) -> pathlib.Path:
+        return self.path / "metrics"
+
+    @property
+    def pictures_dir(self) -> pathlib.Path:
+        return self.path / "pictures"
+
+    def metrics_dir_for(self, split: str, beam_width: int | None = None) -> pathlib.Path:
+        """`metrics/<split>_greedy` or `metrics/<split>_beam<K>`."""
+        decoding = "greedy" if beam_width is None else f"beam{beam_width}"
+        return self.metrics_dir / f"{split}_{decoding}"
+
+    # ------------------------------------------------------------------ state
+    def create(self) -> "RunDirectory":
+        """Make the folder and its sub-folders (existing ones are kept); returns self."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"A run directory must be a folder. Received: path={str(self.path)!r}")
+        for folder in (self.path, self.checkpoints_dir, self.metrics_dir, self.pictures_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def has_config(self) -> bool:
+        return self.config_path.is_file()
+
+    def has_backup(self) -> bool:
+        """True when a `BackupAndRestore` state is there (an interrupted or extendable run)."""
+        return (self.backup_dir / "training_metadata.json").is_file()
+
+    def write_config(self, config: Any) -> None:
+        """Write a dataclass or dict as `config.json` (sorted keys, indent 2), atomically."""
+        data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        _atomic_write(self.config_path, lambda temp: pathlib.Path(temp).write_text(text, "utf-8"))
+
+    def read_config(self) -> dict:
+        """The `config.json` dict; `FileNotFoundError` naming the run when missing."""
+        if not self.config_path.is_file():
+            raise FileNotFoundError(
+                f"No run at {self.path}: {CONFIG_FILE} is missing (train one with "
+                "`xmodal train captioner --out RUN`)"
+            )
+        return json.loads(self.config_path.read_text("utf-8"))
+
+    def save_vocabulary(self, tokenizer) -> None:
+        """Write the tokenizer's vocabulary as `vocab.txt`, atomically."""
+        _atomic_write(self.vocabulary_path, tokenizer.save_vocabulary, suffix=".txt")
+
+    def save_model(self, model: keras.Model) -> None:
+        """Save `model` as `model.keras`, atomically."""
+        _atomic_write(self.model_path, model.save, suffix=".keras")
+
+    def training_callbacks(
+        self,
+        *,
+        monitor: str = "val_loss",
+        metrics_callbacks: Sequence[keras.callbacks.Callback] = (),
+    ) -> list[keras.callbacks.Callback]:
+        """`BackupAndRestore` (restores weights, optimizer and epoch of an interrupted run;
+        kept after the run so a larger `epochs` extends it), then `metrics_callbacks` (they
+        add to the epoch logs, so they run before the loggers), `CSVLogger` appending to
+        `history.csv`, and `ModelCheckpoint`s for the best (`monitor`) and last weights."""
+        return [
+            keras.callbacks.BackupAndRestore(
+                str(self.backup_dir), delete_checkpoint=False, double_checkpoint=True
+            ),
+            *metrics_callbacks,
+            keras.callbacks.CSVLogger(str(self.history_path), append=True),
+            keras.callbacks.ModelCheckpoint(
+                str(self.best_weights_path),
+                monitor=monitor,
+                save_best_only=True,
+                save_weights_only=True,
+            ),
+            keras.callbacks.ModelCheckpoint(str(self.last_weights_path), save_weights_only=True),
+        ]
+
+
+def load_captioner(run_dir: str | os.PathLike | RunDirectory):
+    """Load a trained captioner run: `(model, tokenizer, config)`.
+
+    `model` comes from `model.keras` (`keras.saving.load_model(..., safe_mode=True)`),
+    `tokenizer` from `vocab.txt` and the config's `sequence_length`, `config` is the
+    `CaptionerTrainConfig` of `config.json`.
+
+    Raises:
+        FileNotFoundError: if the run has no `config.json` or no `model.keras` (not trained
+            to the end yet).
+    """
+    from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+    from xmodal_keras.training.train_captioner import CaptionerTrainConfig
+
+    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+    config = CaptionerTrainConfig.from_dict(run.read_config())
+    if not run.model_path.is_file():
+        raise FileNotFoundError(
+            f"No trained model in {run.path}: {MODEL_FILE} is missing (training did not finish; "
+            "run the same `xmodal train captioner` command again to resume)"
+        )
+    model = keras.saving.load_model(run.model_path, safe_mode=True)
+    sequence_length = model.input["caption_in"].shape[1]
+    tokenizer = CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, sequence_length)
+    return model, tokenizer, config

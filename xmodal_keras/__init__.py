@@ -24,3 +24,44 @@ if keras.backend.backend() != "tensorflow":  # Keras was imported earlier with a
     raise _refuse_backend(keras.backend.backend())
 
 __version__ = "0.1.0"
+
+# The public API, by hand (DESIGN.md §4). Subpackages hold the rest.
+from xmodal_keras.data import (  # noqa: E402
+    CaptionTokenizer,
+    DataValidationError,
+    load_shapes,
+    make_caption_dataset,
+    make_pair_dataset,
+    read_captions,
+    read_pairs,
+)
+from xmodal_keras.decoding import CaptionGenerator  # noqa: E402
+from xmodal_keras.evaluation import compute_caption_metrics, evaluate_captioner  # noqa: E402
+from xmodal_keras.models import build_gru_captioner, build_transformer_captioner  # noqa: E402
+from xmodal_keras.training import (  # noqa: E402
+    CaptionerTrainConfig,
+    compile_captioner,
+    get_strategy,
+    load_captioner,
+    train_captioner,
+)
+
+__all__ = [
+    "CaptionGenerator",
+    "CaptionTokenizer",
+    "CaptionerTrainConfig",
+    "DataValidationError",
+    "build_gru_captioner",
+    "build_transformer_captioner",
+    "compile_captioner",
+    "compute_caption_metrics",
+    "evaluate_captioner",
+    "get_strategy",
+    "load_captioner",
+    "load_shapes",
+    "make_caption_dataset",
+    "make_pair_dataset",
+    "read_captions",
+    "read_pairs",
+    "train_captioner",
+]

@@ -1,4 +1,5 @@
-"""Evaluation: COCO caption metrics (later: retrieval, classification, plots)."""
+"""Evaluation: COCO caption metrics, shapes scene faithfulness, plots (later: retrieval,
+classification)."""
 
 from xmodal_keras.evaluation.caption_metrics import (
     METRIC_KEYS,
@@ -9,12 +10,39 @@ from xmodal_keras.evaluation.caption_metrics import (
     tokenize_captions,
     write_caption_results,
 )
+from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
+from xmodal_keras.evaluation.plots import (
+    plot_attention_map,
+    plot_training_curves,
+    read_history_csv,
+)
+from xmodal_keras.evaluation.scene_faithfulness import (
+    CaptionClaims,
+    FaithfulnessCheck,
+    caption_claims,
+    caption_faithfulness,
+    caption_is_faithful,
+    scene_faithfulness,
+    scene_faithfulness_details,
+)
 
 __all__ = [
     "METRIC_KEYS",
+    "CaptionClaims",
+    "FaithfulnessCheck",
+    "caption_claims",
+    "caption_faithfulness",
+    "caption_is_faithful",
     "close_meteor",
     "compute_caption_metrics",
+    "evaluate_captioner",
+    "format_metrics_table",
     "java_available",
+    "plot_attention_map",
+    "plot_training_curves",
+    "read_history_csv",
+    "scene_faithfulness",
+    "scene_faithfulness_details",
     "simple_tokenize",
     "tokenize_captions",
     "write_caption_results",

@@ -5,12 +5,8 @@ import keras_hub
 import tensorflow as tf
 
 from xmodal_keras.api_export import xmodal_export
+from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.layers.additive_attention import AdditiveVisualAttention
-
-
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
 
 
 @xmodal_export
@@ -69,9 +65,9 @@ class GRUCaptionDecoder(keras.layers.Layer):
             ("embedding_dim", embedding_dim),
             ("hidden_dim", hidden_dim),
         ]:
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         if attention_dim is not None:
-            _check_positive_int("attention_dim", attention_dim)
+            check_positive_int("attention_dim", attention_dim)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
         if attention_regularization < 0:

@@ -8,11 +8,7 @@ from keras import ops
 from keras_hub.src.layers.modeling.transformer_layer_utils import compute_causal_mask
 
 from xmodal_keras.api_export import xmodal_export
-
-
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+from xmodal_keras.argument_checks import check_positive_int
 
 
 @xmodal_export
@@ -68,9 +64,9 @@ class TransformerCaptionDecoder(keras.layers.Layer):
             ("num_layers", num_layers),
             ("num_heads", num_heads),
         ]:
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         if intermediate_dim is not None:
-            _check_positive_int("intermediate_dim", intermediate_dim)
+            check_positive_int("intermediate_dim", intermediate_dim)
         if hidden_dim % num_heads:
             raise ValueError(
                 "`num_heads` must divide `hidden_dim`. "

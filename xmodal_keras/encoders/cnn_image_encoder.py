@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import keras
 
+from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.layers.backbone_preprocessing import BackbonePreprocessing
 
 
@@ -234,9 +235,8 @@ def _check_weights(weights, name: str) -> None:
 def _build_small_cnn(image_shape, *, hidden_dim: int | None, num_layers: int | None):
     hidden_dim = 64 if hidden_dim is None else hidden_dim
     num_layers = 3 if num_layers is None else num_layers
-    for arg, value in (("hidden_dim", hidden_dim), ("num_layers", num_layers)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
+    check_positive_int("hidden_dim", hidden_dim)
+    check_positive_int("num_layers", num_layers)
     if min(image_shape[:2]) < 2**num_layers:
         raise ValueError(
             f"`image_shape` is too small for {num_layers} 2x2 poolings. "

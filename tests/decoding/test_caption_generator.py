@@ -71,6 +71,13 @@ def test_cached_greedy_equals_full_recomputation(generator):
     np.testing.assert_array_equal(out["tokens"].numpy(), _recompute_greedy(generator, IMAGES, 8))
 
 
+def test_xla_compiled_decoding_gives_the_same_tokens(generator):
+    xla = CaptionGenerator(generator.model, TOKENIZER, jit_compile=True)
+    np.testing.assert_array_equal(
+        xla.generate(IMAGES)["tokens"].numpy(), generator.generate(IMAGES)["tokens"].numpy()
+    )
+
+
 def test_beam_width_one_equals_greedy(generator):
     greedy = generator.generate(IMAGES)
     beam = generator.generate(IMAGES, method="beam", beam_width=1)

@@ -134,6 +134,8 @@ def test_generator_rejects_mismatched_inputs(generator):
         generator.generate(IMAGES, method="beam", return_attention=True)
     with pytest.raises(ValueError, match="Received: method='nucleus'"):
         generator.generate(IMAGES, method="nucleus")
+    with pytest.raises(ValueError, match="Received: beam_width=0"):
+        generator.generate(IMAGES, method="beam", beam_width=0)
     small = CaptionTokenizer(vocabulary=["<pad>", "<unk>", "<start>", "<end>"], sequence_length=8)
     with pytest.raises(ValueError, match="vocabulary sizes differ"):
         CaptionGenerator(generator.model, small)

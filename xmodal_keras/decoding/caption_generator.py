@@ -30,6 +30,10 @@ class DecodingOptions:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}. Received: method={self.method!r}")
+        if not isinstance(self.beam_width, int) or self.beam_width < 1:
+            raise ValueError(
+                f"`beam_width` must be an int >= 1. Received: beam_width={self.beam_width!r}"
+            )
 
 
 class CaptionGenerator:

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from xmodal_keras.data.image_preprocessing import load_image
-from xmodal_keras.decoding.caption_generator import CaptionGenerator
+from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOptions
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -49,16 +49,10 @@ def caption_paths(
         `"attention"` (`[max_length, regions]` arrays) and `"images"` (uint8 arrays) with
         `return_attention`.
     """
-    if beam_width is not None and (not isinstance(beam_width, int) or beam_width < 1):
-        raise ValueError(f"`beam_width` must be an int >= 1 or None. Received: {beam_width=!r}")
-    if return_attention and beam_width is not None:
-        raise ValueError(
-            "Attention maps come with greedy decoding only; drop the beam. "
-            f"Received: beam_width={beam_width}"
-        )
     options = {"method": "greedy"}
     if beam_width is not None:
         options = {"method": "beam", "beam_width": beam_width}
+    DecodingOptions(**options)  # validates before any image is read
     height, width = generator.image_shape[:2]
     result: dict[str, list] = {"text": [], "scores": [], "tokens": []}
     if return_attention:

@@ -5,7 +5,7 @@ for each decoder (Transformer, GRU) and batch size:
 
 - ours: `CaptionGenerator(model, tokenizer).generate(images)` -- the image is encoded
   once, then one `tf.while_loop` inside a `tf.function` runs the decoder's `step` for the
-  whole batch (Transformer: KerasHub key/value caches; GRU: the recurrent state);
+  whole batch (Transformer: key/value caches written with core ops; GRU: the recurrent state);
 - full-model loop (the baseline of issue 3): the keras.io way, a Python loop over
   positions that calls the whole captioner, `model.predict_on_batch({"image",
   "caption_in"})`, on the prefix padded to `sequence_length` and takes the argmax of

@@ -20,10 +20,10 @@ class TransformerCaptionDecoder(keras.layers.Layer):
     grid; Vaswani et al. 2017); a dense layer gives vocabulary logits. Grid features are
     projected to `hidden_dim` and get a learned region-position embedding.
 
-    Decoding uses KerasHub's key/value caches: `initial_state` computes every block's
-    cross-attention cache once per image, and `step` appends one token's keys and values
-    to the self-attention caches (fixed `[batch, 2, sequence_length, heads, head_dim]`
-    tensors, one per block), so each step costs one token, not the whole prefix.
+    Decoding uses key/value caches: `initial_state` projects every block's
+    cross-attention keys and values once per image, and `step` writes one token's keys
+    and values into the self-attention caches (fixed `[batch, sequence_length, heads,
+    head_dim]` tensors, one per block), so each step costs one token, not the prefix.
 
     Args:
         vocabulary_size: int, number of token ids.
@@ -136,57 +136,80 @@ class TransformerCaptionDecoder(keras.layers.Layer):
         return self.logits_dense(x)
 
     def initial_state(self, grid, pooled=None) -> dict:
-        """Decoding state before the first token: memory and per-block KV caches."""
+        """Decoding state before the first token: per-block key/value caches.
+
+        Cross-attention keys and values are projected from the grid once per image; the
+        self-attention caches start as zeros and get one position per `step`.
+        """
         memory = self.prepare_grid(grid)
         batch = ops.shape(memory)[0]
-        cache_shape = (batch, 2, self.sequence_length, self.num_heads, self.head_dim)
-        cross_shape = (batch, 2, ops.shape(memory)[1], self.num_heads, self.head_dim)
-        x = self.token_embedding(ops.zeros((batch, 1), "int32"))
-        self_caches, cross_caches = [], []
+        cache_shape = (batch, self.sequence_length, self.num_heads, self.head_dim)
+        state = {"self_keys": [], "self_values": [], "cross_keys": [], "cross_values": []}
         for layer in self.decoder_layers:
-            # Index 0 fills the cross-attention cache from `memory`; the self-attention
-            # slot it writes is overwritten by the first real `step`.
-            x, self_cache, cross_cache = layer(
-                x,
-                memory,
-                self_attention_cache=ops.zeros(cache_shape, x.dtype),
-                self_attention_cache_update_index=0,
-                cross_attention_cache=ops.zeros(cross_shape, x.dtype),
-                cross_attention_cache_update_index=0,
-            )
-            self_caches.append(self_cache)
-            cross_caches.append(cross_cache)
-        return {"memory": memory, "self_cache": self_caches, "cross_cache": cross_caches}
+            cross_attention = layer._cross_attention_layer
+            state["self_keys"].append(ops.zeros(cache_shape, memory.dtype))
+            state["self_values"].append(ops.zeros(cache_shape, memory.dtype))
+            state["cross_keys"].append(cross_attention._key_dense(memory))
+            state["cross_values"].append(cross_attention._value_dense(memory))
+        return state
 
     def step(self, token_ids, state: dict, index, training=None):
-        """One decoding step at position `index` (int scalar tensor).
+        """One decoding step at position `index` (int scalar tensor), for inference.
+
+        Runs each KerasHub block's own sublayers on one token (the same weights and
+        order as `call`; a test checks equal logits), but with our own cache: the new
+        key/value row is written with a one-hot add instead of KerasHub's
+        `ops.slice_update`. That op lowers to `XlaDynamicUpdateSlice`, which stock TF
+        Serving lacks and TF runs through on-demand XLA per step; the one-hot write is
+        plain `Mul`/`Add`, which every runtime (SavedModel, LiteRT builtins) has.
 
         Returns:
             `(logits [batch, vocabulary_size], new_state, None)`; cross-attention maps
             for pictures come from `cross_attention_weights`.
         """
         x = self.token_embedding(token_ids[:, None], start_index=index)
-        self_caches, cross_caches = [], []
-        for layer, self_cache, cross_cache in zip(
-            self.decoder_layers, state["self_cache"], state["cross_cache"], strict=True
-        ):
-            x, self_cache, cross_cache = layer(
-                x,
-                state["memory"],
-                self_attention_cache=self_cache,
-                self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache,
-                cross_attention_cache_update_index=None,
-                training=training,
-            )
-            self_caches.append(self_cache)
-            cross_caches.append(cross_cache)
+        positions = ops.arange(self.sequence_length)
+        written = ops.cast(ops.equal(positions, index), x.dtype)[None, :, None, None]
+        visible = ops.less_equal(positions, index)[None, :, None]
+        new_state = {key: [] for key in state}
+        for number, layer in enumerate(self.decoder_layers):
+            self_attention = layer._self_attention_layer
+            residual = x
+            if layer.normalize_first:
+                x = layer._self_attention_layer_norm(x)
+            keys = state["self_keys"][number] + written * self_attention._key_dense(x)
+            values = state["self_values"][number] + written * self_attention._value_dense(x)
+            query = self_attention._query_dense(x)
+            x = self_attention._output_dense(_attend_one_query(query, keys, values, visible))
+            x = layer._self_attention_dropout(x, training=training) + residual
+            if not layer.normalize_first:
+                x = layer._self_attention_layer_norm(x)
+
+            cross_attention = layer._cross_attention_layer
+            cross_keys = state["cross_keys"][number]
+            cross_values = state["cross_values"][number]
+            residual = x
+            if layer.normalize_first:
+                x = layer._cross_attention_layer_norm(x)
+            query = cross_attention._query_dense(x)
+            x = cross_attention._output_dense(_attend_one_query(query, cross_keys, cross_values))
+            x = layer._cross_attention_dropout(x, training=training) + residual
+            if not layer.normalize_first:
+                x = layer._cross_attention_layer_norm(x)
+
+            residual = x
+            if layer.normalize_first:
+                x = layer._feedforward_layer_norm(x)
+            x = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(x))
+            x = layer._feedforward_dropout(x, training=training) + residual
+            if not layer.normalize_first:
+                x = layer._feedforward_layer_norm(x)
+
+            new_state["self_keys"].append(keys)
+            new_state["self_values"].append(values)
+            new_state["cross_keys"].append(cross_keys)
+            new_state["cross_values"].append(cross_values)
         logits = self.logits_dense(x)[:, 0]
-        new_state = {
-            "memory": state["memory"],
-            "self_cache": self_caches,
-            "cross_cache": cross_caches,
-        }
         return logits, new_state, None
 
     def cross_attention_weights(self, token_ids, grid):
@@ -235,3 +258,20 @@ class TransformerCaptionDecoder(keras.layers.Layer):
             }
         )
         return config
+
+
+def _attend_one_query(query, keys, values, visible=None):
+    """Scaled dot-product attention for a single query position, per head.
+
+    `query` `[batch, 1, heads, head_dim]`, `keys`/`values` `[batch, length, heads,
+    head_dim]`, `visible` bool broadcastable to `[batch, length, heads]`. With one query,
+    a broadcast multiply and a sum replace Keras' einsums (no transposes, LiteRT builtins
+    only). Masked positions get a large negative score (as in Keras' masked softmax).
+    """
+    scale = 1.0 / math.sqrt(query.shape[-1])
+    scores = ops.sum(query * scale * keys, axis=-1)
+    if visible is not None:
+        large_negative = -1e9 if scores.dtype == "float32" else -3e4
+        scores = ops.where(visible, scores, ops.cast(large_negative, scores.dtype))
+    weights = ops.softmax(scores, axis=1)
+    return ops.sum(weights[..., None] * values, axis=1, keepdims=True)

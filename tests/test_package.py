@@ -25,6 +25,17 @@ EXAMPLES = {
     "TransformerCaptionDecoder": lambda: _cls("TransformerCaptionDecoder")(
         vocabulary_size=9, sequence_length=5, hidden_dim=4, num_heads=2
     ),
+    "ConcatFusion": lambda: _cls("ConcatFusion")(),
+    "WeightedSumFusion": lambda: _cls("WeightedSumFusion")(),
+    "ProductFusion": lambda: _cls("ProductFusion")(),
+    "GatedFusion": lambda: _cls("GatedFusion")(output_dim=4),
+    "CrossAttentionFusion": lambda: _cls("CrossAttentionFusion")(num_heads=2, key_dim=4),
+    "BilinearFusion": lambda: _cls("BilinearFusion")(rank=3, output_dim=4),
+    "LogMelSpectrogram": lambda: _cls("LogMelSpectrogram")(num_mel_bins=8),
+    "ProjectionHead": lambda: _cls("ProjectionHead")(projection_dim=4, dropout=0.1),
+    "ContrastiveLogits": lambda: _cls("ContrastiveLogits")(initial_temperature=0.1),
+    "PaddingMask": lambda: _cls("PaddingMask")(pad_id=0),
+    "InfoNCELoss": lambda: _cls("InfoNCELoss")(),
 }
 
 

@@ -10,6 +10,7 @@ from xmodal_keras.data.datasets import (
 )
 from xmodal_keras.data.image_preprocessing import decode_image, find_bad_images, load_image
 from xmodal_keras.data.inspection import DatasetReport, format_report, inspect_dataset
+from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
 from xmodal_keras.data.shapes import generate_shapes, load_shapes, read_scenes, shapes_dir
 from xmodal_keras.data.sources import (
     read_caption_csv,
@@ -44,6 +45,7 @@ __all__ = [
     "load_shapes",
     "make_caption_dataset",
     "make_pair_dataset",
+    "make_retrieval_dataset",
     "normalize_caption",
     "plan_caption_dataset",
     "plan_pair_dataset",

@@ -1,5 +1,4 @@
-"""Evaluation: COCO caption metrics, shapes scene faithfulness, plots (later: retrieval,
-classification)."""
+"""Evaluation: COCO caption metrics, shapes scene faithfulness, retrieval recall@K, plots."""
 
 from xmodal_keras.evaluation.caption_metrics import (
     METRIC_KEYS,
@@ -16,6 +15,8 @@ from xmodal_keras.evaluation.plots import (
     plot_training_curves,
     read_history_csv,
 )
+from xmodal_keras.evaluation.retrieval import retrieval_recall
+from xmodal_keras.evaluation.retrieval_index import RetrievalIndex, build_retrieval_index
 from xmodal_keras.evaluation.scene_faithfulness import (
     CaptionClaims,
     FaithfulnessCheck,
@@ -29,6 +30,9 @@ from xmodal_keras.evaluation.scene_faithfulness import (
 __all__ = [
     "METRIC_KEYS",
     "CaptionClaims",
+    "RetrievalIndex",
+    "build_retrieval_index",
+    "retrieval_recall",
     "FaithfulnessCheck",
     "caption_claims",
     "caption_faithfulness",

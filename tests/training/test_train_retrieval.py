@@ -1,0 +1,132 @@
+"""train_retrieval: a tiny run end to end, its run directory, metrics, index and retrieve."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xmodal_keras.evaluation.retrieval_index import RetrievalIndex
+from xmodal_keras.training.run_directory import RunDirectory
+from xmodal_keras.training.train_retrieval import (
+    INDEX_FILE,
+    RetrievalTrainConfig,
+    format_matches,
+    load_dual_encoder_run,
+    retrieval_metrics_path,
+    retrieve,
+    train_retrieval,
+)
+
+
+def tiny_config(data, **overrides) -> RetrievalTrainConfig:
+    settings = dict(
+        data=str(data),
+        image_size=32,
+        encoder_hidden_dim=8,
+        encoder_num_layers=2,
+        embedding_dim=8,
+        hidden_dim=8,
+        projection_dim=8,
+        epochs=1,
+        batch_size=16,
+        strategy="default",
+    )
+    settings.update(overrides)
+    return RetrievalTrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_shapes_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("retrieval") / "run"
+    config = tiny_config(tiny_shapes_dir)
+    return config, train_retrieval(config, out, verbose=0)
+
+
+def test_run_directory_and_metrics(tiny_run, capsys, tiny_shapes_dir):
+    config, run = tiny_run
+    assert isinstance(run, RunDirectory)
+    for path in (run.config_path, run.vocabulary_path, run.model_path, run.history_path):
+        assert path.is_file(), path
+    assert RetrievalTrainConfig.from_dict(json.loads(run.config_path.read_text())) == (
+        config.resolved()
+    )
+    history = pd.read_csv(run.history_path)
+    assert {"loss", "val_loss"} <= set(history.columns) and np.isfinite(history.loss[0])
+    for split in ("val", "test"):
+        metrics = json.loads(retrieval_metrics_path(run, split).read_text())
+        for direction in ("image_to_text", "text_to_image"):
+            recalls = [metrics[f"{direction}_recall@{k}"] for k in (1, 5, 10)]
+            assert all(0.0 <= r <= 1.0 for r in recalls) and recalls == sorted(recalls)
+        # 40 images: the test split is small, so recall@10 must see most of it.
+        assert metrics["num_images"] >= 1 and metrics["num_captions"] == 5 * metrics["num_images"]
+    index = RetrievalIndex.load(run.path / INDEX_FILE)
+    assert index.image_embeddings.shape == (index.num_images, 8)
+    np.testing.assert_allclose(np.linalg.norm(index.text_embeddings, axis=1), 1.0, rtol=1e-5)
+
+
+def test_reloaded_model_embeds_like_the_index(tiny_run):
+    _, run = tiny_run
+    model, tokenizer, config = load_dual_encoder_run(run.path)
+    index = RetrievalIndex.load(run.path / INDEX_FILE)
+    ids = tokenizer(index.captions[:3])
+    assert (
+        ids.shape[1] == model.get_layer("text_tower").input.shape[1] == 21
+    )  # sequence_length 20 (not built-in shapes) + 1
+    np.testing.assert_allclose(
+        model.get_layer("text_tower")(ids), index.text_embeddings[:3], atol=1e-5
+    )
+
+
+def test_retrieve_text_and_image(tiny_run):
+    _, run = tiny_run
+    index = RetrievalIndex.load(run.path / INDEX_FILE)
+    by_text = retrieve(run.path, query_text=index.captions[0], k=3)
+    assert [m["rank"] for m in by_text] == [1, 2, 3]
+    assert [m["score"] for m in by_text] == sorted((m["score"] for m in by_text), reverse=True)
+    assert all(m["image_id"] in index.image_ids for m in by_text)
+    by_image = retrieve(run.path, image_path=index.image_paths[0], k=4)
+    assert len(by_image) == 4 and len({m["caption"] for m in by_image}) == 4
+    assert all(m["caption"] in index.captions for m in by_image)
+    text = format_matches(by_image)
+    assert text.splitlines()[0].startswith(" 1. ") and by_image[0]["caption"] in text
+
+
+def test_retrieve_errors(tiny_run, tmp_path):
+    _, run = tiny_run
+    with pytest.raises(ValueError, match="exactly one of"):
+        retrieve(run.path)
+    with pytest.raises(ValueError, match="exactly one of"):
+        retrieve(run.path, query_text="a", image_path="b.png")
+    with pytest.raises(ValueError, match="Received: k=0"):
+        retrieve(run.path, query_text="a", k=0)
+    with pytest.raises(FileNotFoundError, match="No such image file"):
+        retrieve(run.path, image_path=tmp_path / "missing.png")
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        retrieve(tmp_path, query_text="a")
+
+
+def test_resume_with_other_settings_is_refused(tiny_run):
+    config, run = tiny_run
+    with pytest.raises(ValueError, match="projection_dim: 8 -> 16"):
+        train_retrieval(dataclasses.replace(config, projection_dim=16), run.path, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"text_encoder": "lstm"}, "text_encoder='lstm'"),
+        ({"batch_size": 1}, "batch_size=1"),
+        ({"index_split": "dev"}, "index_split='dev'"),
+        ({"projection_dim": 0}, "projection_dim=0"),
+    ],
+)
+def test_bad_settings(overrides, match):
+    with pytest.raises(ValueError, match=f"Received: {match}"):
+        tiny_config("shapes", **overrides)
+
+
+def test_unknown_config_key():
+    with pytest.raises(ValueError, match=r"Unknown retrieval settings \['bogus'\]"):
+        RetrievalTrainConfig.from_dict({"bogus": 1})

@@ -1,0 +1,457 @@
+"""`train_retrieval`: caption data -> dual encoder (CLIP-style) -> `model.fit` -> run directory.
+
+Any captioning data works (each image with its captions is a set of positive image-text
+pairs): the built-in shapes dataset or any `read_captions` format. The run directory is
+the captioner's layout (`RunDirectory`) plus:
+
+```
+RUN/
+  metrics/<split>_retrieval/metrics.json   recall@1/5/10 both ways on val and test
+  retrieval_index.npz                      embedded gallery (`index_split`) for `retrieve`
+```
+
+Running `train_retrieval` again on the same run directory resumes it (BackupAndRestore).
+
+Example (seconds; 32x32 shapes, tiny model):
+
+>>> import tempfile
+>>> config = RetrievalTrainConfig(shapes_num_images=40, shapes_image_size=32, image_size=32,
+...     encoder_hidden_dim=8, embedding_dim=8, hidden_dim=8, projection_dim=8, epochs=1,
+...     batch_size=16)
+>>> run = train_retrieval(config, tempfile.mkdtemp(), verbose=0)  # doctest: +SKIP
+>>> retrieve(run, query_text="a red circle", k=2)[0]["rank"]  # doctest: +SKIP
+1
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from xmodal_keras.data.image_preprocessing import load_image
+from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
+from xmodal_keras.evaluation.retrieval_index import RetrievalIndex, build_retrieval_index
+from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME, build_dual_encoder
+from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
+from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
+from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
+from xmodal_keras.training.train_captioner import (
+    SHAPES,
+    _close_loggers,
+    _plot_curves,
+    format_summary,
+    read_caption_data,
+)
+
+INDEX_FILE = "retrieval_index.npz"
+SPLITS = ("train", "val", "test")
+# Settings that may change when a run is resumed or extended; every other one must match.
+RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "index_split"})
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalTrainConfig:
+    """Run settings of a dual-encoder training (written to the run as `config.json`).
+
+    Attributes:
+        data: `"shapes"` (built-in, see `shapes_*`), a caption dataset path (Flickr8k
+            folder, Karpathy/COCO JSON, CSV) or a list of paths.
+        format: reader for `data` paths (`"auto"`, `"flickr8k"`, `"karpathy"`, `"coco"`,
+            `"csv"`).
+        encoder, weights, trainable_blocks, encoder_hidden_dim, encoder_num_layers,
+            image_size: the image tower's encoder (see `build_image_encoder`).
+        sequence_length: caption words + 1 kept (the text tower reads `sequence_length + 1`
+            ids: `<start> ... <end>`); None: 22 for shapes, 20 otherwise.
+        min_count, max_vocabulary_size: vocabulary of the train split.
+        text_encoder (`"bigru"` / `"transformer"`), embedding_dim, hidden_dim, num_layers,
+            num_heads, intermediate_dim: the text tower's encoder (`build_text_encoder`).
+        projection_dim: shared space size. dropout: text encoder + projection heads.
+        initial_temperature: starting (learned) temperature of the logits.
+        epochs, batch_size (global; the contrastive negatives are the batch),
+            learning_rate (peak, warm-up + cosine), warmup_steps (None: 5%), weight_decay.
+        seed, strategy: as for the captioner.
+        index_split: the split embedded into `retrieval_index.npz` for `retrieve`
+            (`"test"`, `"val"`, `"train"` or `"all"`).
+        shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
+    """
+
+    data: str | tuple[str, ...] = SHAPES
+    format: str = "auto"
+    encoder: str = "small_cnn"
+    weights: str | None = None
+    trainable_blocks: int | None = None
+    encoder_hidden_dim: int | None = 64
+    encoder_num_layers: int | None = None
+    image_size: int = 64
+    sequence_length: int | None = None
+    min_count: int = 1
+    max_vocabulary_size: int | None = None
+    text_encoder: str = "bigru"
+    embedding_dim: int = 128
+    hidden_dim: int = 128
+    num_layers: int = 1
+    num_heads: int = 2
+    intermediate_dim: int | None = None
+    projection_dim: int = 64
+    dropout: float = 0.0
+    initial_temperature: float = 0.07
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int | None = None
+    weight_decay: float = 1e-4
+    seed: int = 0
+    strategy: str = "auto"
+    index_split: str = "test"
+    shapes_num_images: int = 5000
+    shapes_image_size: int = 64
+    shapes_seed: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.data, str):
+            object.__setattr__(self, "data", tuple(os.fspath(p) for p in self.data))
+            if not self.data:
+                raise ValueError("`data` must name at least one dataset. Received: data=()")
+        if self.text_encoder not in TEXT_ENCODER_KINDS:
+            raise ValueError(
+                f"`text_encoder` must be one of {TEXT_ENCODER_KINDS}. "
+                f"Received: text_encoder={self.text_encoder!r}"
+            )
+        if self.strategy not in STRATEGY_NAMES:
+            raise ValueError(
+                f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
+            )
+        if self.index_split not in (*SPLITS, "all"):
+            raise ValueError(
+                f"`index_split` must be one of {(*SPLITS, 'all')}. "
+                f"Received: index_split={self.index_split!r}"
+            )
+        for name in ("epochs", "batch_size", "image_size", "hidden_dim", "projection_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
+        if self.batch_size < 2:
+            raise ValueError(
+                "`batch_size` must be >= 2 (the other pairs of a batch are the negatives). "
+                f"Received: batch_size={self.batch_size}"
+            )
+        if self.sequence_length is not None and (
+            not isinstance(self.sequence_length, int) or self.sequence_length < 2
+        ):
+            raise ValueError(
+                "`sequence_length` must be an int >= 2 or None. "
+                f"Received: sequence_length={self.sequence_length!r}"
+            )
+        if not 0 < self.learning_rate:
+            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
+
+    @property
+    def is_shapes(self) -> bool:
+        return self.data == SHAPES
+
+    def resolved(self) -> "RetrievalTrainConfig":
+        """A copy with `sequence_length` filled in and data paths made absolute."""
+        sequence_length = self.sequence_length or (22 if self.is_shapes else 20)
+        data = self.data
+        if isinstance(data, str) and not self.is_shapes:
+            data = os.path.abspath(data)
+        elif not isinstance(data, str):
+            data = tuple(os.path.abspath(p) for p in data)
+        return dataclasses.replace(self, sequence_length=sequence_length, data=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if isinstance(self.data, tuple):
+            data["data"] = list(self.data)
+        return data
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RetrievalTrainConfig":
+        """Inverse of `to_dict` (e.g. a `config.json`); unknown keys are an error."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown retrieval settings {unknown}; expected some of {sorted(known)}."
+            )
+        values = dict(values)
+        if isinstance(values.get("data"), list):
+            values["data"] = tuple(values["data"])
+        return cls(**values)
+
+
+def build_dual_encoder_from_config(
+    config: RetrievalTrainConfig, vocabulary_size: int
+) -> keras.Model:
+    """The (untrained) dual encoder the settings describe."""
+    config = config.resolved()
+    encoder_kwargs = None
+    if config.encoder == "small_cnn":
+        encoder_kwargs = {
+            "hidden_dim": config.encoder_hidden_dim,
+            "num_layers": config.encoder_num_layers,
+        }
+    return build_dual_encoder(
+        vocabulary_size=vocabulary_size,
+        sequence_length=config.sequence_length + 1,
+        image_shape=(config.image_size, config.image_size, 3),
+        encoder=config.encoder,
+        encoder_weights=config.weights,
+        trainable_blocks=config.trainable_blocks,
+        encoder_kwargs=encoder_kwargs,
+        text_encoder=config.text_encoder,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        intermediate_dim=config.intermediate_dim,
+        projection_dim=config.projection_dim,
+        dropout=config.dropout,
+        initial_temperature=config.initial_temperature,
+    )
+
+
+def _check_resumable(run: RunDirectory, config: RetrievalTrainConfig) -> None:
+    previous, current = run.read_config(), config.to_dict()
+    changed = sorted(
+        key
+        for key in set(previous) | set(current)
+        if key not in RESUMABLE_FIELDS and previous.get(key) != current.get(key)
+    )
+    if changed:
+        details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"{run.path} holds a run with other settings; resume it with the same settings "
+            f"(only {sorted(RESUMABLE_FIELDS)} may change) or pick another --out. "
+            f"Received: {details}"
+        )
+
+
+def retrieval_metrics_path(run: RunDirectory, split: str):
+    """`metrics/<split>_retrieval/metrics.json` of a run."""
+    return run.metrics_dir / f"{split}_retrieval" / "metrics.json"
+
+
+def train_retrieval(
+    config: RetrievalTrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: str | int = "auto",
+) -> RunDirectory:
+    """Train a dual encoder with `model.fit` (symmetric InfoNCE) and write a run directory.
+
+    Reads the captions, builds the vocabulary on the train split, makes repeated, cached
+    `tf.data` pipelines of `({"images", "token_ids"}, image_index)`, builds and compiles
+    the model in the strategy's scope and fits it with the run directory's callbacks
+    (BackupAndRestore, CSVLogger, checkpoints). Then saves `model.keras`, writes recall@1/5/
+    10 image->text and text->image for val and test (`metrics/<split>_retrieval/
+    metrics.json`), embeds `index_split` into `retrieval_index.npz` and prints a summary.
+
+    Args:
+        config: the run settings.
+        out_dir: the run directory (created; an existing run there is resumed).
+        callbacks: extra Keras callbacks.
+        verbose: `model.fit` verbosity. Defaults to `"auto"`.
+
+    Returns:
+        The `RunDirectory`.
+    """
+    config = config.resolved()
+    run = RunDirectory(out_dir)
+    if run.has_config():
+        _check_resumable(run, config)
+    start = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+
+    frame = read_caption_data(config)
+    train = frame[frame.split == "train"]
+    val = frame[frame.split == "val"]
+    if train.empty:
+        raise ValueError(
+            f"The data has no 'train' captions. Received: data={config.data!r} with splits "
+            f"{sorted(frame.split.unique())}"
+        )
+    run.create()
+    if run.vocabulary_path.is_file() and run.has_config():
+        tokenizer = CaptionTokenizer.from_vocabulary_file(
+            run.vocabulary_path, config.sequence_length
+        )
+    else:
+        tokenizer = CaptionTokenizer.from_captions(
+            train.caption,
+            sequence_length=config.sequence_length,
+            min_count=config.min_count,
+            max_size=config.max_vocabulary_size,
+        )
+    run.save_vocabulary(tokenizer)
+    run.write_config(config.to_dict())
+
+    strategy = get_strategy(config.strategy)
+    image_shape = (config.image_size, config.image_size)
+    print(
+        f"data: {len(train)} train / {len(val)} val captions "
+        f"({train.image_path.nunique()} / {val.image_path.nunique()} images), vocabulary "
+        f"{tokenizer.vocabulary_size} | strategy {type(strategy).__name__}, "
+        f"{strategy.num_replicas_in_sync} replica(s), global batch {config.batch_size}",
+        flush=True,
+    )
+    # drop_remainder: a last batch of one pair has no negatives.
+    train_data = make_retrieval_dataset(
+        train,
+        tokenizer,
+        image_shape=image_shape,
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        cache=True,
+        repeat=True,
+        drop_remainder=True,
+    )
+    steps_per_epoch = max(1, len(train) // config.batch_size)
+    fit_val = {}
+    if not val.empty:
+        fit_val["validation_data"] = make_retrieval_dataset(
+            val,
+            tokenizer,
+            image_shape=image_shape,
+            batch_size=config.batch_size,
+            shuffle=False,
+            cache=True,
+            repeat=True,
+        )
+        fit_val["validation_steps"] = math.ceil(len(val) / config.batch_size)
+
+    with strategy.scope():
+        model = build_dual_encoder_from_config(config, tokenizer.vocabulary_size)
+        compile_dual_encoder(
+            model,
+            total_steps=config.epochs * steps_per_epoch,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_steps,
+            weight_decay=config.weight_decay,
+        )
+    all_callbacks = [
+        *run.training_callbacks(monitor="val_loss" if not val.empty else "loss"),
+        *callbacks,
+    ]
+    try:
+        history = model.fit(
+            train_data,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=all_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself
+            **fit_val,
+        )
+    finally:
+        _close_loggers(all_callbacks)
+    run.save_model(model)
+    _plot_curves(run)
+
+    image_tower = model.get_layer(IMAGE_TOWER_NAME)
+    text_tower = model.get_layer(TEXT_TOWER_NAME)
+    shown = []
+    for split in ("val", "test"):
+        rows = frame[frame.split == split]
+        if rows.empty:
+            continue
+        index = build_retrieval_index(
+            image_tower, text_tower, tokenizer, rows, image_shape=image_shape
+        )
+        metrics = {**index.recall(), "num_images": index.num_images, "num_captions": len(rows)}
+        path = retrieval_metrics_path(run, split)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", "utf-8")
+        shown.append(
+            f"{split} R@1 i->t {metrics['image_to_text_recall@1']:.3f} "
+            f"t->i {metrics['text_to_image_recall@1']:.3f}"
+        )
+    gallery = frame if config.index_split == "all" else frame[frame.split == config.index_split]
+    if gallery.empty:
+        gallery = train
+    build_retrieval_index(
+        image_tower, text_tower, tokenizer, gallery, image_shape=image_shape
+    ).save(run.path / INDEX_FILE)
+    temperature = model.get_layer("logits").temperature
+    print(
+        format_summary(run, len(history.epoch), config.epochs, time.perf_counter() - start)
+        + f" | temperature {temperature:.3f} | {'; '.join(shown) or 'no val/test split'}",
+        flush=True,
+    )
+    return run
+
+
+def load_dual_encoder_run(run_dir: str | os.PathLike | RunDirectory):
+    """Load a trained retrieval run: `(model, tokenizer, config)`.
+
+    `model` from `model.keras` (safe mode), `tokenizer` from `vocab.txt` with the text
+    tower's input length, `config` the `RetrievalTrainConfig` of `config.json`.
+    """
+    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+    config = RetrievalTrainConfig.from_dict(run.read_config())
+    if not run.model_path.is_file():
+        raise FileNotFoundError(
+            f"No trained model in {run.path}: {MODEL_FILE} is missing (training did not finish; "
+            "run the same `xmodal train retrieval` command again to resume)"
+        )
+    model = keras.saving.load_model(run.model_path, safe_mode=True)
+    ids_length = model.get_layer(TEXT_TOWER_NAME).input.shape[1]
+    tokenizer = CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, ids_length - 1)
+    return model, tokenizer, config
+
+
+def retrieve(
+    run_dir: str | os.PathLike | RunDirectory,
+    query_text: str | None = None,
+    image_path: str | os.PathLike | None = None,
+    k: int = 5,
+) -> list[dict]:
+    """Top `k` matches for a text query (images) or an image query (captions).
+
+    Searches the run's `retrieval_index.npz` (the `index_split` gallery embedded after
+    training). Exactly one of `query_text` and `image_path` must be given.
+
+    Returns:
+        For a text: `[{"rank", "score", "image_id", "image_path"}]`; for an image:
+        `[{"rank", "score", "caption", "image_id"}]` (distinct caption texts), best first.
+    """
+    if (query_text is None) == (image_path is None):
+        raise ValueError(
+            "Give exactly one of `query_text` and `image_path`. "
+            f"Received: query_text={query_text!r}, image_path={image_path!r}"
+        )
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"`k` must be a positive int. Received: k={k!r}")
+    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+    model, tokenizer, config = load_dual_encoder_run(run)
+    index_path = run.path / INDEX_FILE
+    if not index_path.is_file():
+        raise FileNotFoundError(f"No retrieval index in {run.path}: {INDEX_FILE} is missing")
+    index = RetrievalIndex.load(index_path)
+    if query_text is not None:
+        query = model.get_layer(TEXT_TOWER_NAME)(tokenizer([str(query_text)]), training=False)
+        return index.search_images(np.asarray(query)[0], k=k)
+    if not os.path.isfile(image_path):
+        raise FileNotFoundError(f"No such image file: {os.fspath(image_path)!r}")
+    image = load_image(os.fspath(image_path), (config.image_size, config.image_size))
+    query = model.get_layer(IMAGE_TOWER_NAME)(image[None], training=False)
+    return index.search_captions(np.asarray(query)[0], k=k)
+
+
+def format_matches(matches: list[dict]) -> str:
+    """One line per match, for the CLI: `rank. score  image_id  path-or-caption`."""
+    lines = []
+    for match in matches:
+        what = match.get("caption", match.get("image_path"))
+        lines.append(f"{match['rank']:>2}. {match['score']:+.3f}  {match['image_id']}  {what}")
+    return "\n".join(lines)

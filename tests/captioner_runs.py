@@ -41,3 +41,24 @@ def shared_tiny_run(data: pathlib.Path, tmp_path_factory) -> tuple[RunDirectory,
             run = train_captioner(tiny_config(data, **SHARED_RUN_SETTINGS), out, verbose=0)
         _RUNS[key] = (run, printed.getvalue())
     return _RUNS[key]
+
+
+def untrained_run(data: pathlib.Path, out: pathlib.Path, **overrides) -> RunDirectory:
+    """A run directory holding an untrained tiny captioner (no fit: for export tests,
+    where only the graph matters, not what the weights learned)."""
+    from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+    from xmodal_keras.training.train_captioner import (
+        build_captioner_from_config,
+        read_caption_data,
+    )
+
+    config = tiny_config(data, sequence_length=12, **overrides)
+    tokenizer = CaptionTokenizer.from_captions(
+        read_caption_data(config)["caption"], sequence_length=config.sequence_length
+    )
+    model = build_captioner_from_config(config, tokenizer.vocabulary_size)
+    run = RunDirectory(out).create()
+    run.write_config(config)
+    run.save_vocabulary(tokenizer)
+    run.save_model(model)
+    return run

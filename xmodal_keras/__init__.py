@@ -37,6 +37,7 @@ from xmodal_keras.data import (  # noqa: E402
 )
 from xmodal_keras.decoding import CaptionGenerator  # noqa: E402
 from xmodal_keras.evaluation import compute_caption_metrics, evaluate_captioner  # noqa: E402
+from xmodal_keras.export import export_saved_model, export_tflite  # noqa: E402
 from xmodal_keras.models import build_gru_captioner, build_transformer_captioner  # noqa: E402
 from xmodal_keras.training import (  # noqa: E402
     CaptionerTrainConfig,
@@ -56,6 +57,8 @@ __all__ = [
     "compile_captioner",
     "compute_caption_metrics",
     "evaluate_captioner",
+    "export_saved_model",
+    "export_tflite",
     "get_strategy",
     "load_captioner",
     "load_shapes",

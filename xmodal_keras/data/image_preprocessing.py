@@ -55,9 +55,18 @@ def decode_image(image_bytes: tf.Tensor, image_shape: tuple[int, int]) -> tf.Ten
     height, width = _validate_image_shape(image_shape)
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8)
     image = tf.ensure_shape(image, [None, None, 3])
-    image = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
-    image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
-    return tf.ensure_shape(tf.cast(image, tf.uint8), [height, width, 3])
+    return tf.ensure_shape(resize_image(image, (height, width)), [height, width, 3])
+
+
+def resize_image(images: tf.Tensor, image_shape: tuple[int, int]) -> tf.Tensor:
+    """RGB `[..., H, W, 3]` (any size, uint8 or float in [0, 255]) -> uint8 at `image_shape`.
+
+    Bilinear with antialiasing, rounded and clipped: the one resize training and every
+    exported signature use.
+    """
+    height, width = _validate_image_shape(image_shape)
+    images = tf.image.resize(images, (height, width), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
 
 
 def load_image(path: tf.Tensor | str, image_shape: tuple[int, int]) -> tf.Tensor:

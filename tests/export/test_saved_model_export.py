@@ -1,0 +1,300 @@
+"""SavedModel export for TF Serving, checked with the real tools in fresh processes:
+`xmodal export`, `saved_model_cli show/run` (TF1 loader, as TF Serving) and
+`tf.saved_model.load` in a new interpreter."""
+
+import io
+import json
+import os
+import pathlib
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from captioner_runs import untrained_run
+from google.protobuf import text_format
+from PIL import Image
+from tensorflow_serving.config import model_server_config_pb2
+
+from xmodal_keras.data.image_preprocessing import decode_image
+from xmodal_keras.decoding.caption_generator import CaptionGenerator
+from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
+from xmodal_keras.export.saved_model_export import SIGNATURES, export_saved_model
+from xmodal_keras.export.serving_config import write_serving_config
+from xmodal_keras.export.warmup_requests import WARMUP_FILE, read_warmup_requests
+from xmodal_keras.training.run_directory import load_captioner
+
+# The environment's own `saved_model_cli` (installed with tensorflow beside the interpreter).
+SAVED_MODEL_CLI = str(pathlib.Path(sys.executable).parent / "saved_model_cli")
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def run_command(args, timeout=240) -> str:
+    done = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def image_file_bytes(path, image_format, mode="RGB", **save_kwargs) -> bytes:
+    image = Image.open(path).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **save_kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_shapes_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("export_runs")
+    return {
+        decoder: untrained_run(tiny_shapes_dir, base / decoder, decoder=decoder)
+        for decoder in ("gru", "transformer")
+    }
+
+
+@pytest.fixture(scope="module")
+def exports(runs, tmp_path_factory):
+    """Both decoders exported; the GRU through the `xmodal export` command."""
+    base = tmp_path_factory.mktemp("saved_models")
+    command = [sys.executable, "-m", "xmodal_keras", "export", os.fspath(runs["gru"])]
+    printed = run_command([*command, "--out", str(base), "--name", "gru"])
+    assert f"exported {base / 'gru' / '1'}" in printed
+    transformer = export_saved_model(runs["transformer"], base_dir=base, name="transformer")
+    return {"gru": base / "gru" / "1", "transformer": transformer}
+
+
+@pytest.fixture(scope="module")
+def test_images(tiny_shapes_dir):
+    """A batch mixing JPEG, PNG (RGBA and grayscale), GIF and BMP."""
+    paths = sorted((tiny_shapes_dir / "Images").glob("*.png"))[:5]
+    return [
+        image_file_bytes(paths[0], "JPEG", quality=95),
+        image_file_bytes(paths[1], "PNG", "RGBA"),
+        image_file_bytes(paths[2], "PNG", "L"),
+        image_file_bytes(paths[3], "GIF"),
+        image_file_bytes(paths[4], "BMP"),
+    ]
+
+
+def keras_outputs(run, images: list[bytes], **options) -> dict:
+    model, tokenizer, _ = load_captioner(run)
+    generator = CaptionGenerator(model, tokenizer)
+    shape = generator.image_shape[:2]
+    pixels = np.stack([decode_image(tf.constant(data), shape).numpy() for data in images])
+    return {key: value.numpy() for key, value in generator.generate(pixels, **options).items()}
+
+
+def test_saved_model_cli_lists_the_four_signatures(exports):
+    shown = run_command([SAVED_MODEL_CLI, "show", "--dir", str(exports["gru"]), "--all"])
+    for name in SIGNATURES:
+        assert f"signature_def['{name}']" in shown
+    assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING" in shown
+    assert "inputs['images'] tensor_info:\n        dtype: DT_UINT8" in shown
+    assert "outputs['embedding']" in shown
+
+
+def test_saved_model_cli_run_gives_the_keras_caption(exports, runs, test_images, tmp_path):
+    inputs = tmp_path / "image_bytes.npy"
+    np.save(inputs, np.array([test_images[0]]))
+    printed = run_command(
+        [
+            SAVED_MODEL_CLI,
+            "run",
+            "--dir",
+            str(exports["transformer"]),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"image_bytes={inputs}",
+        ]
+    )
+    expected = keras_outputs(runs["transformer"], test_images[:1])
+    caption = printed.split("Result for output key caption:\n")[1].splitlines()[0]
+    assert caption == str([expected["text"][0]])
+
+
+FRESH_PROCESS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+images = [bytes.fromhex(h) for h in json.loads(sys.stdin.read())]
+result = {}
+for path in sys.argv[1:]:
+    model = tf.saved_model.load(path)
+    out = {name: {k: v.numpy() for k, v in model.signatures[name](
+        image_bytes=tf.constant(images)).items()}
+        for name in ("serving_default", "caption_beam", "embed_image")}
+    pixels = tf.stack([tf.io.decode_image(images[0], channels=3, expand_animations=False)])
+    out["caption_pixels"] = {k: v.numpy() for k, v in model.signatures["caption_pixels"](
+        images=pixels).items()}
+    result[path] = {
+        name: {k: (v.astype(str) if v.dtype.kind in "SO" else v).tolist() for k, v in d.items()}
+        for name, d in out.items()
+    }
+print(json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_process_outputs(exports, test_images):
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, *(str(path) for path in exports.values())],
+        input=json.dumps([data.hex() for data in test_images]),
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = json.loads(done.stdout)
+    return {decoder: outputs[str(path)] for decoder, path in exports.items()}
+
+
+@pytest.mark.parametrize("decoder", ["gru", "transformer"])
+def test_fresh_process_gives_keras_tokens_for_mixed_formats(
+    decoder, runs, test_images, fresh_process_outputs
+):
+    served = fresh_process_outputs[decoder]
+    greedy = keras_outputs(runs[decoder], test_images)
+    np.testing.assert_array_equal(served["serving_default"]["tokens"], greedy["tokens"])
+    assert served["serving_default"]["caption"] == greedy["text"].astype(str).tolist()
+    np.testing.assert_allclose(served["serving_default"]["scores"], greedy["scores"], rtol=1e-5)
+    beam = keras_outputs(runs[decoder], test_images, method="beam", beam_width=3)
+    np.testing.assert_array_equal(served["caption_beam"]["tokens"], beam["tokens"])
+    # A 32x32 JPEG passed as decoded pixels takes the same resize path: same caption.
+    assert served["caption_pixels"]["caption"][0] == greedy["text"][0].decode()
+
+
+def test_embed_image_is_the_encoder_pooled_output(runs, test_images, fresh_process_outputs):
+    model, tokenizer, _ = load_captioner(runs["gru"])
+    generator = CaptionGenerator(model, tokenizer)
+    pixels = np.stack([decode_image(tf.constant(d), (32, 32)).numpy() for d in test_images])
+    expected = generator.encode(pixels)["pooled"].numpy()
+    served = np.array(fresh_process_outputs["gru"]["embed_image"]["embedding"])
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_exported_graphs_use_core_tensorflow_ops_only(exports):
+    for path in exports.values():
+        ops = saved_model_ops(path)
+        assert {"TensorListReserve", "DecodeImage", "ExtractJpegShape"} & ops or "While" in ops
+        assert non_core_ops(ops) == []
+
+
+def test_op_check_catches_python_callbacks_and_xla_ops(tmp_path):
+    module = tf.Module()
+    module.f = tf.function(
+        lambda x: tf.py_function(lambda v: v * 2, [x], tf.float32),
+        input_signature=[tf.TensorSpec([], tf.float32)],
+    )
+    tf.saved_model.save(module, str(tmp_path))
+    assert non_core_ops(saved_model_ops(tmp_path)) == ["EagerPyFunc"]
+    assert non_core_ops({"XlaDynamicUpdateSlice", "Add"}) == ["XlaDynamicUpdateSlice"]
+
+
+def hostile_inputs(test_images) -> dict[str, tuple[bytes, str]]:
+    jpeg = test_images[0]
+    png = bytearray(test_images[1])
+    png[16:24] = (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big")
+    tiff = io.BytesIO()
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(tiff, format="TIFF", save_all=True, append_images=frames[1:])
+    return {
+        "truncated JPEG": (jpeg[: len(jpeg) // 2], "JPEG"),
+        "empty bytes": (b"", "is empty (0 bytes)"),
+        "text bytes": (b"a red circle above a blue square", "is not a supported image"),
+        "random bytes": (np.random.default_rng(1).bytes(500), "is not a supported image"),
+        "30000x30000 claim": (bytes(png), "header says] [30000] [x] [30000]"),
+        "multi-page TIFF": (tiff.getvalue(), "is not a supported image"),
+    }
+
+
+def test_hostile_images_fail_their_request_and_the_model_keeps_serving(exports, test_images):
+    serve = tf.saved_model.load(str(exports["gru"])).signatures["serving_default"]
+    first = serve(image_bytes=tf.constant(test_images))["caption"].numpy()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for name, (data, message) in hostile_inputs(test_images).items():
+        with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+            serve(image_bytes=tf.constant([test_images[0], data]))
+        assert message in raised.value.message, (name, raised.value.message)
+    # Still serving, same answers; the 30000 x 30000 claim was refused before decoding
+    # (decoding it would need 2.7 GB): peak memory grew by less than 200 MB.
+    np.testing.assert_array_equal(
+        serve(image_bytes=tf.constant(test_images))["caption"].numpy(), first
+    )
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert grown_kb < 200_000
+
+
+def test_warmup_requests_replay_through_the_export(exports):
+    model = tf.saved_model.load(str(exports["transformer"]))
+    logs = read_warmup_requests(exports["transformer"] / WARMUP_FILE)
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == list(SIGNATURES)
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == "transformer"
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        outputs = model.signatures[request.model_spec.signature_name](**inputs)
+        assert next(iter(outputs.values())).shape[0] == 1
+
+
+def test_versions_are_numbered_and_never_overwritten(runs, tmp_path):
+    first = export_saved_model(runs["gru"], base_dir=tmp_path, name="captioner")
+    second = export_saved_model(runs["gru"], base_dir=tmp_path, name="captioner")
+    assert (first.name, second.name) == ("1", "2")
+    with pytest.raises(FileExistsError, match="Refusing to overwrite"):
+        export_saved_model(runs["gru"], base_dir=tmp_path, name="captioner", version=2)
+    assert sorted(p.name for p in (tmp_path / "captioner").iterdir()) == ["1", "2"]
+    info = json.loads((second / "xmodal_export.json").read_text())
+    assert info["signatures"] == list(SIGNATURES) and info["max_pixels"] == 40_000_000
+
+
+KILLED_EXPORT = """
+import sys
+from xmodal_keras.export.saved_model_export import export_saved_model
+export_saved_model(sys.argv[1], base_dir=sys.argv[2], name="captioner")
+"""
+
+
+def test_an_export_killed_midway_leaves_no_version(runs, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_EXPORT, os.fspath(runs["gru"]), str(tmp_path)], env=ENV
+    )
+    model_dir = tmp_path / "captioner"
+    deadline = time.monotonic() + 240
+    # Kill as soon as the SavedModel is being written into the temporary folder.
+    while not any(model_dir.glob(".1.tmp-*/variables")):
+        assert process.poll() is None, "the export finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (model_dir / "1").exists()
+    # TF Serving ignores the leftover (its name is not a number); the next export is 1.
+    assert export_saved_model(runs["gru"], base_dir=tmp_path, name="captioner").name == "1"
+
+
+def test_serve_config_lists_every_model_folder(exports, tmp_path):
+    base = exports["gru"].parent.parent
+    printed = run_command(
+        [sys.executable, "-m", "xmodal_keras", "serve-config", str(base), "--batching"]
+    )
+    assert "models.config" in printed and "batching_parameters.txt" in printed
+    config = text_format.Parse(
+        (base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    entries = {entry.name: entry for entry in config.model_config_list.config}
+    assert sorted(entries) == ["gru", "transformer"]
+    assert entries["gru"].base_path == str(base.resolve() / "gru")
+    assert entries["gru"].model_platform == "tensorflow"
+    assert "max_batch_size { value: 32 }" in (base / "batching_parameters.txt").read_text()
+    docker = write_serving_config(base, base_path_prefix="/models")
+    assert 'base_path: "/models/transformer"' in docker[0].read_text()
+    with pytest.raises(ValueError, match="No model folders"):
+        write_serving_config(tmp_path)
+    assert pathlib.Path(base / "models.config").is_file()

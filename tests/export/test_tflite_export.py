@@ -1,0 +1,254 @@
+"""LiteRT export: builtin ops only, parity with the Keras generator, quantization, files."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from captioner_runs import shared_tiny_run
+
+from xmodal_keras.data.image_preprocessing import load_image
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.decoding import CaptionGenerator
+from xmodal_keras.export import tflite_export
+from xmodal_keras.export.tflite_captioner import (
+    TFLiteCaptioner,
+    caption_tflite_files,
+    is_tflite_export,
+)
+from xmodal_keras.export.tflite_export import export_tflite
+from xmodal_keras.export.tflite_ops import count_tensor_types, list_tflite_ops, non_builtin_ops
+from xmodal_keras.models import build_transformer_captioner
+from xmodal_keras.models.captioner_parts import CAPTION_DECODER_NAME
+from xmodal_keras.training.run_directory import load_captioner
+
+pytestmark = pytest.mark.filterwarnings(
+    # The converter's int8 calibration and our reference loop construct interpreters.
+    r"ignore:\s*Warning. tf.lite.Interpreter is deprecated:UserWarning"
+)
+
+
+@pytest.fixture(scope="module")
+def gru_run(tiny_shapes_dir, tmp_path_factory):
+    return shared_tiny_run(tiny_shapes_dir, tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def test_images(tiny_shapes_dir):
+    """Four test-split images, read as training reads them."""
+    names = (tiny_shapes_dir / "Flickr_8k.testImages.txt").read_text().split()[:4]
+    return np.stack([load_image(str(tiny_shapes_dir / "Images" / n), (32, 32)) for n in names])
+
+
+@pytest.fixture(scope="module")
+def gru_generator(gru_run):
+    model, tokenizer, _ = load_captioner(gru_run)
+    return CaptionGenerator(model, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def gru_export(gru_run, tmp_path_factory):
+    return export_tflite(gru_run, tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(scope="module")
+def transformer_generator():
+    """An untrained tiny Transformer whose output layer is scaled up so that the greedy
+    tokens differ between images (a parity test on constant captions proves little)."""
+    keras.utils.set_random_seed(3)
+    tokenizer = CaptionTokenizer.from_captions(
+        ["a red circle left of a blue square", "a green triangle above a star"], sequence_length=8
+    )
+    model = build_transformer_captioner(
+        vocabulary_size=tokenizer.vocabulary_size,
+        sequence_length=8,
+        image_shape=(32, 32, 3),
+        encoder_kwargs={"hidden_dim": 8},
+        hidden_dim=8,
+        num_heads=2,
+        num_layers=2,
+    )
+    dense = model.get_layer(CAPTION_DECODER_NAME).logits_dense
+    dense.kernel.assign(dense.kernel * 8.0)
+    return CaptionGenerator(model, tokenizer)
+
+
+def _keras_greedy(generator, images):
+    out = generator.generate(images)
+    return out["tokens"].numpy(), out["scores"].numpy(), [t.decode() for t in out["text"].numpy()]
+
+
+def _check_parity(path, generator, images):
+    captioner = TFLiteCaptioner(path)
+    tokens, scores, texts = _keras_greedy(generator, images)
+    result = captioner.caption_images(images)
+    np.testing.assert_array_equal(np.stack(result["tokens"]), tokens)
+    np.testing.assert_allclose(result["scores"], scores, rtol=1e-4, atol=1e-4)
+    assert result["text"] == texts
+    # The app's loop (encode + decode_step, driven from Python) == the in-model loop.
+    for image, expected in zip(images, tokens, strict=True):
+        loop_tokens, loop_score = captioner.caption_with_steps(image)
+        np.testing.assert_array_equal(loop_tokens, expected)
+        assert loop_score == pytest.approx(captioner.caption_image(image)[1], abs=1e-4)
+
+
+def test_gru_export_files_metadata_and_builtin_ops(gru_export, gru_generator, gru_run):
+    assert gru_export.name == f"{gru_run.path.name}_tflite"
+    assert sorted(p.name for p in gru_export.iterdir()) == [
+        "metadata.json",
+        "model.tflite",
+        "vocab.txt",
+    ]
+    assert is_tflite_export(gru_export)
+    assert non_builtin_ops(gru_export / "model.tflite") == []
+    ops = list_tflite_ops(gru_export / "model.tflite")
+    assert ops["WHILE"] == 1 and "ARG_MAX" in ops
+
+    metadata = json.loads((gru_export / "metadata.json").read_text())
+    tokenizer = gru_generator.tokenizer
+    assert metadata["image"]["shape"] == [1, 32, 32, 3]
+    assert metadata["image"]["dtype"] == "uint8"
+    assert metadata["image"]["value_range"] == [0, 255]
+    assert metadata["special_tokens"] == {"<pad>": 0, "<unk>": 1, "<start>": 2, "<end>": 3}
+    assert (metadata["start_id"], metadata["end_id"]) == (2, 3)
+    assert metadata["max_length"] == gru_generator.max_length
+    assert metadata["vocabulary_size"] == tokenizer.vocabulary_size
+    assert metadata["quantization"] == "none"
+    assert metadata["decoder"] == "GRUCaptionDecoder"
+    assert metadata["source"] == str(gru_run.path)
+    assert metadata["state_names"] == ["state_grid", "state_hidden"]
+    assert metadata["ops"] == sorted(ops)
+    signatures = metadata["signatures"]
+    assert sorted(signatures) == ["caption", "decode_step", "encode"]
+    assert signatures["caption"]["inputs"] == {"image": {"shape": [1, 32, 32, 3], "dtype": "uint8"}}
+    assert signatures["caption"]["outputs"] == {
+        "score": {"shape": [1], "dtype": "float32"},
+        "tokens": {"shape": [1, gru_generator.max_length], "dtype": "int32"},
+    }
+    step = signatures["decode_step"]
+    assert sorted(step["inputs"]) == ["index", "state_grid", "state_hidden", "token"]
+    assert step["inputs"]["token"] == step["inputs"]["index"] == {"shape": [1], "dtype": "int32"}
+    assert step["outputs"]["logits"] == {
+        "shape": [1, tokenizer.vocabulary_size],
+        "dtype": "float32",
+    }
+    assert signatures["encode"]["outputs"] == {
+        name: step["inputs"][name] for name in metadata["state_names"]
+    }
+    vocabulary = (gru_export / "vocab.txt").read_text().splitlines()
+    assert vocabulary == tokenizer.get_vocabulary()
+
+
+def test_gru_float32_tokens_equal_keras_greedy(gru_export, gru_generator, test_images):
+    _check_parity(gru_export, gru_generator, test_images)
+
+
+def test_transformer_export_is_builtin_and_equals_keras_greedy(
+    transformer_generator, test_images, tmp_path
+):
+    tokens = _keras_greedy(transformer_generator, test_images)[0]
+    assert len({tuple(row) for row in tokens}) > 1, "the test needs captions that differ"
+    path = export_tflite(transformer_generator, tmp_path, name="transformer")
+    assert non_builtin_ops(path / "model.tflite") == []
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["decoder"] == "TransformerCaptionDecoder"
+    assert len(metadata["state_names"]) > 2  # per-block key/value caches
+    _check_parity(path, transformer_generator, test_images)
+
+
+def test_float16_is_close_to_keras(gru_generator, test_images, tmp_path):
+    path = export_tflite(gru_generator, tmp_path, name="f16", quantize="float16")
+    assert non_builtin_ops(path / "model.tflite") == []
+    assert "float16" in count_tensor_types(path / "model.tflite")
+    tokens, scores, _ = _keras_greedy(gru_generator, test_images)
+    result = TFLiteCaptioner(path).caption_images(test_images)
+    agreement = np.mean(np.all(np.stack(result["tokens"]) == tokens, axis=1))
+    assert agreement >= 0.75
+    np.testing.assert_allclose(result["scores"], scores, rtol=0.05, atol=0.05)
+
+
+def test_int8_calibrates_on_training_images_and_gives_valid_ids(gru_run, test_images, tmp_path):
+    path = export_tflite(gru_run, tmp_path, name="int8", quantize="int8")
+    model_file = path / "model.tflite"
+    assert non_builtin_ops(model_file) == []
+    types = count_tensor_types(model_file)
+    assert types["int8"] > types["float32"]
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert sorted(metadata["signatures"]) == ["decode_step", "encode"]
+    captioner = TFLiteCaptioner(path, num_threads=1)
+    assert not captioner.has_caption_signature
+    result = captioner.caption_images(test_images)
+    vocabulary_size = metadata["vocabulary_size"]
+    for tokens, text in zip(result["tokens"], result["text"], strict=True):
+        assert tokens.shape == (metadata["max_length"],)
+        assert np.all((tokens >= 0) & (tokens < vocabulary_size))
+        assert all(word in captioner.vocabulary for word in text.split())
+    with pytest.raises(ValueError, match="has no `caption` signature"):
+        captioner.caption_with_caption_signature(test_images[0])
+
+
+@pytest.mark.slow
+def test_dynamic_range_export_runs(gru_generator, test_images, tmp_path):
+    path = export_tflite(gru_generator, tmp_path, name="dynamic", quantize="dynamic")
+    assert non_builtin_ops(path / "model.tflite") == []
+    result = TFLiteCaptioner(path).caption_images(test_images)
+    assert len(result["text"]) == len(test_images)
+
+
+def test_a_failed_export_leaves_no_folder(gru_generator, tmp_path, monkeypatch):
+    def broken(path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(gru_generator.tokenizer, "save_vocabulary", broken)
+    with pytest.raises(OSError, match="disk full"):
+        export_tflite(gru_generator, tmp_path, name="broken")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_arguments_are_clear_errors(gru_generator, gru_export, tmp_path):
+    with pytest.raises(ValueError, match=r"`quantize` must be one of .*Received: quantize='int4'"):
+        export_tflite(gru_generator, tmp_path, quantize="int4")
+    with pytest.raises(ValueError, match="needs `representative_images`"):
+        export_tflite(gru_generator.model, tmp_path, tokenizer=gru_generator.tokenizer,
+                      quantize="int8")  # fmt: skip
+    with pytest.raises(ValueError, match="needs its `tokenizer`"):
+        export_tflite(gru_generator.model, tmp_path)
+    with pytest.raises(FileExistsError, match="Refusing to overwrite"):
+        export_tflite(gru_generator, gru_export.parent, name=gru_export.name[: -len("_tflite")])
+    with pytest.raises(FileNotFoundError, match="No TFLite captioner at"):
+        TFLiteCaptioner(tmp_path)
+
+
+def test_op_listing_finds_flex_ops():
+    function = tf.function(
+        tf.autograph.experimental.do_not_convert(lambda x: tf.bitwise.bitwise_and(x, 3)),
+        input_signature=[tf.TensorSpec([2], tf.int32)],
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+        tf.lite.OpsSet.SELECT_TF_OPS,
+    ]
+    flatbuffer = converter.convert()
+    assert non_builtin_ops(flatbuffer) == ["CUSTOM:FlexBitwiseAnd"]
+    with pytest.raises(ValueError, match="Not a TFLite flatbuffer"):
+        list_tflite_ops(b"not a model at all")
+
+
+def test_state_names_follow_tf_nest_order():
+    state = {"self_keys": [1, 2], "grid": 0, "cross_keys": [3]}
+    names = tflite_export.state_names(state)
+    assert names == ["state_cross_keys_0", "state_grid", "state_self_keys_0", "state_self_keys_1"]
+    assert tf.nest.flatten(state) == [3, 0, 1, 2]
+
+
+def test_caption_tflite_files_reads_like_training(gru_export, gru_generator, tiny_shapes_dir):
+    paths = sorted((tiny_shapes_dir / "Images").glob("*.png"))[:2]
+    results = caption_tflite_files(gru_export, paths)
+    images = np.stack([load_image(str(p), (32, 32)) for p in paths])
+    texts = _keras_greedy(gru_generator, images)[2]
+    assert [r["path"] for r in results] == [str(p) for p in paths]
+    assert [r["caption"] for r in results] == texts
+    with pytest.raises(FileNotFoundError, match="Image file.s. not found: /no/such.png"):
+        caption_tflite_files(gru_export, ["/no/such.png"])

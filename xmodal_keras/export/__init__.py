@@ -1,0 +1,29 @@
+"""Export trained models: SavedModels for TF Serving (+ client), TFLite for phones."""
+
+from xmodal_keras.export.atomic_directory import atomic_directory, next_version
+from xmodal_keras.export.client import ServingClient, ServingError
+from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
+from xmodal_keras.export.image_bytes import decode_image_batch
+from xmodal_keras.export.saved_model_export import build_serving_archive, export_saved_model
+from xmodal_keras.export.serving_config import write_serving_config
+from xmodal_keras.export.tflite_captioner import TFLiteCaptioner, caption_tflite_files
+from xmodal_keras.export.tflite_export import export_tflite
+from xmodal_keras.export.tflite_ops import list_tflite_ops, non_builtin_ops
+
+__all__ = [
+    "ServingClient",
+    "ServingError",
+    "TFLiteCaptioner",
+    "atomic_directory",
+    "build_serving_archive",
+    "caption_tflite_files",
+    "decode_image_batch",
+    "export_saved_model",
+    "export_tflite",
+    "list_tflite_ops",
+    "next_version",
+    "non_builtin_ops",
+    "non_core_ops",
+    "saved_model_ops",
+    "write_serving_config",
+]

@@ -1,0 +1,195 @@
+"""Export a trained captioner as a SavedModel that TF Serving runs end to end.
+
+```
+saved_models/NAME/N/              TF Serving's layout: one folder per version number
+  saved_model.pb, variables/      graph + weights (core TF ops only, checked)
+  assets.extra/tf_serving_warmup_requests   PredictionLog records TF Serving replays
+  xmodal_export.json              what was exported (signatures, image size, limits)
+```
+
+Signatures (all batched; decoding is `CaptionGenerator.search`, the step function the
+model trained through, inside a `tf.while_loop`):
+
+- `serving_default`: `image_bytes` (string `[batch]`, JPEG/PNG/GIF/BMP) -> `caption`
+  (string `[batch]`), `tokens` (int32 `[batch, T]`), `scores` (float32 `[batch]`), greedy;
+- `caption_beam`: the same with beam search of the width fixed at export;
+- `caption_pixels`: `images` (uint8 `[batch, H, W, 3]`, any size) -> the same, greedy;
+- `embed_image`: `image_bytes` -> `embedding` (float32 `[batch, D]`, the pooled features).
+
+Image bytes are checked from their header before decoding (`image_bytes.py`): a bad or
+oversized image fails its request with `InvalidArgument`, and the server stays up.
+"""
+
+import io
+import json
+import os
+import pathlib
+import re
+
+import keras
+import tensorflow as tf
+
+from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.image_preprocessing import resize_image
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOptions
+from xmodal_keras.export.atomic_directory import atomic_directory, next_version
+from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
+from xmodal_keras.export.image_bytes import DEFAULT_MAX_PIXELS, decode_image_batch
+from xmodal_keras.export.warmup_requests import write_warmup_requests
+
+SIGNATURES = ("serving_default", "caption_beam", "caption_pixels", "embed_image")
+EXPORT_INFO_FILE = "xmodal_export.json"
+
+
+def build_serving_archive(
+    model: keras.Model,
+    tokenizer: CaptionTokenizer,
+    *,
+    beam_width: int = 3,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> keras.export.ExportArchive:
+    """A `keras.export.ExportArchive` with the four serving signatures of a captioner.
+
+    Args:
+        model: a captioner from `build_gru_captioner` / `build_transformer_captioner`.
+        tokenizer: its `CaptionTokenizer` (the vocabulary becomes a graph constant).
+        beam_width: beam width of `caption_beam`. Defaults to 3.
+        max_pixels: largest width x height an `image_bytes` input may declare.
+            Defaults to 40 megapixels.
+    """
+    check_positive_int("beam_width", beam_width)
+    check_positive_int("max_pixels", max_pixels)
+    generator = CaptionGenerator(model, tokenizer)
+    image_shape = generator.image_shape[:2]
+    greedy = DecodingOptions(method="greedy")
+    beam = DecodingOptions(method="beam", beam_width=beam_width)
+
+    def caption(images, options):
+        result = generator.search(images, options)
+        return {
+            "caption": tokenizer.detokenize(result["tokens"]),
+            "tokens": result["tokens"],
+            "scores": result["scores"],
+        }
+
+    def decode(image_bytes):
+        return decode_image_batch(image_bytes, image_shape, max_pixels=max_pixels)
+
+    def serving_default(image_bytes):
+        return caption(decode(image_bytes), greedy)
+
+    def caption_beam(image_bytes):
+        return caption(decode(image_bytes), beam)
+
+    def caption_pixels(images):
+        return caption(resize_image(images, image_shape), greedy)
+
+    def embed_image(image_bytes):
+        return {"embedding": generator.encode(decode(image_bytes))["pooled"]}
+
+    bytes_spec = [tf.TensorSpec([None], tf.string, name="image_bytes")]
+    pixels_spec = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, function, spec in [
+        ("serving_default", serving_default, bytes_spec),
+        ("caption_beam", caption_beam, bytes_spec),
+        ("caption_pixels", caption_pixels, pixels_spec),
+        ("embed_image", embed_image, bytes_spec),
+    ]:
+        archive.add_endpoint(name, tf.function(function), input_signature=spec)
+    return archive
+
+
+def _sample_image_bytes(config) -> bytes:
+    """A real image of the run's data for the warm-up requests (a drawn one if unreadable)."""
+    from xmodal_keras.training.train_captioner import read_caption_data
+
+    try:
+        return pathlib.Path(read_caption_data(config)["image_path"].iloc[0]).read_bytes()
+    except (OSError, ValueError, IndexError):
+        from PIL import Image, ImageDraw
+
+        image = Image.new("RGB", (64, 64), (200, 200, 200))
+        ImageDraw.Draw(image).ellipse((16, 16, 48, 48), fill=(200, 30, 30))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG")
+        return buffer.getvalue()
+
+
+def default_model_name(run_dir: str | os.PathLike) -> str:
+    """The run folder's name as a TF Serving model name (letters, digits, `_`, `-`)."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", pathlib.Path(run_dir).resolve().name).strip("_")
+    return name or "captioner"
+
+
+def export_saved_model(
+    run_dir: str | os.PathLike,
+    *,
+    base_dir: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    version: int | None = None,
+    beam_width: int = 3,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    warmup_image: bytes | None = None,
+) -> pathlib.Path:
+    """Export a trained captioner run to `base_dir/name/version/` for TF Serving.
+
+    The version folder is built in a temporary folder beside it and renamed into place, so
+    a polling server never sees half a version and a crash leaves none. The graph is
+    checked for non-core ops before the rename.
+
+    Args:
+        run_dir: a finished `xmodal train captioner` run directory.
+        base_dir: the TF Serving model base folder. Defaults to `"saved_models"`.
+        name: model name. Defaults to the run folder's name.
+        version: version number; must not exist yet. Defaults to the next free number.
+        beam_width: beam width of the `caption_beam` signature. Defaults to 3.
+        max_pixels: pixel limit checked from each image header. Defaults to 40 megapixels.
+        warmup_image: encoded image for the warm-up requests. Defaults to the first image
+            of the run's data.
+
+    Returns:
+        The written version folder.
+
+    Example (`xmodal export RUN --format saved_model` runs this):
+
+        export_saved_model("runs/demo", base_dir="saved_models", name="captioner")
+    """
+    from xmodal_keras.training.run_directory import load_captioner
+
+    model, tokenizer, config = load_captioner(run_dir)
+    name = name or default_model_name(run_dir)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ValueError(
+            f"`name` must use letters, digits, '_' and '-' only. Received: name={name!r}"
+        )
+    model_dir = pathlib.Path(base_dir) / name
+    if version is None:
+        version = next_version(model_dir)
+    check_positive_int("version", version)
+    archive = build_serving_archive(model, tokenizer, beam_width=beam_width, max_pixels=max_pixels)
+    if warmup_image is None:
+        warmup_image = _sample_image_bytes(config)
+    with atomic_directory(model_dir / str(version)) as tmp_dir:
+        archive.write_out(str(tmp_dir), verbose=False)
+        unsupported = non_core_ops(saved_model_ops(tmp_dir))
+        if unsupported:
+            raise RuntimeError(
+                f"The serving graph uses ops stock TF Serving may not have: {unsupported}"
+            )
+        write_warmup_requests(
+            tmp_dir, model_name=name, image_bytes=warmup_image, signatures=SIGNATURES
+        )
+        info = {
+            "signatures": list(SIGNATURES),
+            "image_shape": list(model.input["image"].shape[1:]),
+            "max_length": int(model.input["caption_in"].shape[1]),
+            "beam_width": beam_width,
+            "max_pixels": max_pixels,
+            "vocabulary_size": tokenizer.vocabulary_size,
+            "decoder": config.decoder,
+        }
+        (tmp_dir / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return model_dir / str(version)

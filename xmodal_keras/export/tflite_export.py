@@ -1,0 +1,447 @@
+"""Export a trained captioner to LiteRT (TFLite) for phones: builtin ops only.
+
+Writes `OUT_DIR/NAME_tflite/` atomically:
+
+```
+NAME_tflite/
+  model.tflite    signatures `caption` (whole greedy loop inside), `encode`, `decode_step`
+  vocab.txt       one token a line; line i (0-based) is token id i
+  metadata.json   input size/dtype/normalisation, special ids, max length, signatures
+```
+
+Signatures (batch 1; names as the LiteRT `SignatureRunner` sees them):
+
+- `caption`: `image` uint8 `[1, H, W, 3]` -> `tokens` int32 `[1, T]` (ids after the start
+  token, `<end>` included, 0 after it), `score` float32 `[1]` (sum of log-probabilities).
+  The greedy loop (`decoding.greedy_search`) runs inside as a LiteRT `WHILE`.
+- `encode`: `image` -> the decoder's initial state, flattened into named float32 tensors
+  `state_<path>` (GRU: `state_grid`, `state_hidden`; Transformer: per-block fixed-size key
+  and value caches `state_self_keys_0`, ..., `state_cross_values_0`, ...).
+- `decode_step`: `token` int32 `[1]`, `index` int32 `[1]` (position, 0 for the first
+  token after `<start>`) and every `state_*` -> `logits` float32 `[1, V]`, `next_token`
+  int32 `[1]` (argmax) and the new `state_*` (feed them back unchanged).
+
+All three call the captioner's own `CaptionGenerator.encode / initial_state / step`, the
+functions training and the Keras generator use, so they cannot drift.
+
+Quantization (`quantize=`): `"none"` (float32), `"float16"` (float16 weights),
+`"dynamic"` (int8 weights, float activations) and `"int8"` (full-integer: int8 weights and
+activations calibrated on training images, `TFLITE_BUILTINS_INT8` with a builtin float
+fallback, float32 state/logits at the interface). An int8 file has `encode` and
+`decode_step` only: calibrating the `WHILE` loop of `caption` crashes the TF 2.21 converter
+(segmentation fault), so apps (and `TFLiteCaptioner`) drive the loop themselves.
+"""
+
+import json
+import os
+import pathlib
+import warnings
+from collections.abc import Iterator, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from xmodal_keras.data.text_tokenizer import SPECIAL_TOKENS, CaptionTokenizer
+from xmodal_keras.decoding.caption_generator import CaptionGenerator
+from xmodal_keras.decoding.greedy_search import greedy_search
+from xmodal_keras.export.atomic_directory import atomic_directory
+from xmodal_keras.export.tflite_ops import list_tflite_ops, non_builtin_ops
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+TFLITE_DIR_SUFFIX = "_tflite"
+MODEL_FILE = "model.tflite"
+VOCABULARY_FILE = "vocab.txt"
+METADATA_FILE = "metadata.json"
+METADATA_FORMAT = "xmodal_keras.tflite_captioner"
+METADATA_VERSION = 1
+CAPTION_SIGNATURE = "caption"
+ENCODE_SIGNATURE = "encode"
+DECODE_STEP_SIGNATURE = "decode_step"
+STATE_PREFIX = "state_"
+DEFAULT_REPRESENTATIVE_IMAGES = 64
+
+# The converter calibrates int8 models with the deprecated `tf.lite.Interpreter`, which
+# warns on every construction; nothing a user can act on.
+_CALIBRATION_WARNING = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
+
+
+def _paths(state, prefix=()) -> list[tuple]:
+    """Paths of a nest's leaves in `tf.nest.flatten` order (dict keys sorted)."""
+    if isinstance(state, dict):
+        return [p for key in sorted(state) for p in _paths(state[key], (*prefix, key))]
+    if isinstance(state, list | tuple):
+        return [p for i, item in enumerate(state) for p in _paths(item, (*prefix, i))]
+    return [prefix]
+
+
+def state_names(state) -> list[str]:
+    """`state_<path>` for each tensor of a decoder state, in `tf.nest.flatten` order.
+
+    Example:
+
+    >>> state_names({"hidden": 0, "keys": [0, 0]})
+    ['state_hidden', 'state_keys_0', 'state_keys_1']
+    """
+    names = [STATE_PREFIX + "_".join(str(part) for part in path) for path in _paths(state)]
+    if len(names) != len(tf.nest.flatten(state)) or len(set(names)) != len(names):
+        raise ValueError(f"Cannot name the decoder state's tensors. Received: {names}")
+    return names
+
+
+class CaptionerTFLiteModule(tf.Module):
+    """The three LiteRT signatures of a captioner as `tf.function`s of fixed signature.
+
+    Args:
+        generator: a `CaptionGenerator` (its model, tokenizer and `max_length`).
+    """
+
+    def __init__(self, generator: CaptionGenerator):
+        super().__init__(name="captioner_tflite")
+        self.generator = generator
+        # Tracking the variables' values keeps them in the module's graph captures.
+        self.model_variables = [v.value for v in generator.model.variables]
+        height, width, channels = generator.image_shape
+        self.image_spec = tf.TensorSpec([1, height, width, channels], tf.uint8, name="image")
+        probe = generator.initial_state(generator.encode(tf.zeros([1, height, width, channels])))
+        self.state_structure = probe
+        self.state_names = state_names(probe)
+        self.state_specs = [
+            tf.TensorSpec(tensor.shape, tensor.dtype, name=name)
+            for name, tensor in zip(self.state_names, tf.nest.flatten(probe), strict=True)
+        ]
+
+        # LiteRT names each signature after its Python function: caption, encode, decode_step.
+        def caption(image):
+            return self._caption(image)
+
+        def encode(image):
+            return self._encode(image)
+
+        def decode_step(token, index, *state):
+            return self._decode_step(token, index, *state)
+
+        self.caption = tf.function(caption, input_signature=[self.image_spec])
+        self.encode = tf.function(encode, input_signature=[self.image_spec])
+        self.decode_step = tf.function(
+            decode_step,
+            input_signature=[
+                tf.TensorSpec([1], tf.int32, name="token"),
+                tf.TensorSpec([1], tf.int32, name="index"),
+                *self.state_specs,
+            ],
+        )
+
+    def _initial_state(self, image):
+        return self.generator.initial_state(self.generator.encode(image))
+
+    def _flat_state(self, state) -> dict[str, tf.Tensor]:
+        return dict(zip(self.state_names, tf.nest.flatten(state), strict=True))
+
+    def _caption(self, image):
+        tokenizer = self.generator.tokenizer
+        result = greedy_search(
+            self.generator.step,
+            self._initial_state(image),
+            batch_size=1,
+            start_id=tokenizer.start_id,
+            end_id=tokenizer.end_id,
+            max_length=self.generator.max_length,
+        )
+        return {"tokens": result["tokens"], "score": result["scores"]}
+
+    def _encode(self, image):
+        return self._flat_state(self._initial_state(image))
+
+    def _decode_step(self, token, index, *state):
+        state = tf.nest.pack_sequence_as(self.state_structure, list(state))
+        logits, state, _ = self.generator.step(token, state, index[0])
+        logits = tf.cast(logits, tf.float32)
+        outputs = self._flat_state(state)
+        outputs["logits"] = logits
+        outputs["next_token"] = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return outputs
+
+    def concrete_functions(self, signatures: Sequence[str]) -> list:
+        return [getattr(self, name).get_concrete_function() for name in signatures]
+
+
+def _representative_samples(
+    generator: CaptionGenerator, names: list[str], images: np.ndarray
+) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """Calibration inputs: each image for `encode`, then the `decode_step` inputs along the
+    Keras greedy path (real states, real tokens) up to its end token."""
+    tokenizer = generator.tokenizer
+    step = tf.function(generator.step, reduce_retracing=True)
+    for image in images:
+        batch = tf.constant(image[None])
+        yield ENCODE_SIGNATURE, {"image": image[None]}
+        state = generator.initial_state(generator.encode(batch))
+        token = tf.constant([tokenizer.start_id], tf.int32)
+        for index in range(generator.max_length):
+            inputs = {
+                name: tensor.numpy()
+                for name, tensor in zip(names, tf.nest.flatten(state), strict=True)
+            }
+            inputs["token"] = token.numpy()
+            inputs["index"] = np.array([index], np.int32)
+            yield DECODE_STEP_SIGNATURE, inputs
+            logits, state, _ = step(token, state, tf.constant(index))
+            token = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            if int(token[0]) == tokenizer.end_id:
+                break
+
+
+def _check_images(images, image_shape) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape) or not len(images):
+        raise ValueError(
+            f"`representative_images` must be uint8 [N, {', '.join(map(str, image_shape))}] "
+            f"with N >= 1, or image paths. Received: shape={images.shape}"
+        )
+    return np.clip(np.round(images), 0, 255).astype(np.uint8)
+
+
+def convert_captioner(
+    generator: CaptionGenerator,
+    *,
+    quantize: str = "none",
+    representative_images: np.ndarray | None = None,
+) -> tuple[bytes, CaptionerTFLiteModule]:
+    """Convert a captioner to a `.tflite` flatbuffer (builtin ops only).
+
+    Args:
+        generator: the `CaptionGenerator` of the trained model.
+        quantize: one of `QUANTIZATIONS`. Defaults to `"none"`.
+        representative_images: uint8 `[N, H, W, 3]` calibration images; required (and only
+            used) for `"int8"`.
+
+    Returns:
+        `(flatbuffer bytes, the module whose functions were converted)`.
+
+    Raises:
+        ValueError: bad arguments, or the converted model holds a custom / Flex op.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}. Received: {quantize=!r}")
+    if quantize == "int8" and representative_images is None:
+        raise ValueError("`quantize='int8'` needs `representative_images`. Received: None")
+    module = CaptionerTFLiteModule(generator)
+    signatures = [ENCODE_SIGNATURE, DECODE_STEP_SIGNATURE]
+    if quantize != "int8":
+        signatures.insert(0, CAPTION_SIGNATURE)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        module.concrete_functions(signatures), module
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        images = _check_images(representative_images, generator.image_shape)
+        converter.representative_dataset = lambda: _representative_samples(
+            generator, module.state_names, images
+        )
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CALIBRATION_WARNING, category=UserWarning)
+        flatbuffer = converter.convert()
+    extra = non_builtin_ops(flatbuffer)
+    if extra:
+        raise ValueError(f"The TFLite model needs ops outside LiteRT's builtins: {extra}")
+    return flatbuffer, module
+
+
+def _signature_details(flatbuffer: bytes) -> dict:
+    """Inputs and outputs (shape, dtype) of every signature, as LiteRT reads the file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    details = {}
+    for key in sorted(interpreter.get_signature_list()):
+        runner = interpreter.get_signature_runner(key)
+
+        def describe(tensors: dict) -> dict:
+            return {
+                name: {
+                    "shape": [int(d) for d in info["shape"]],
+                    "dtype": np.dtype(info["dtype"]).name,
+                }
+                for name, info in sorted(tensors.items())
+            }
+
+        details[key] = {
+            "inputs": describe(runner.get_input_details()),
+            "outputs": describe(runner.get_output_details()),
+        }
+    return details
+
+
+def build_metadata(
+    generator: CaptionGenerator,
+    module: CaptionerTFLiteModule,
+    flatbuffer: bytes,
+    *,
+    quantize: str,
+    source: str | None = None,
+) -> dict:
+    """The `metadata.json` dict of an export (what an app needs besides the model)."""
+    tokenizer = generator.tokenizer
+    height, width, channels = generator.image_shape
+    return {
+        "format": METADATA_FORMAT,
+        "format_version": METADATA_VERSION,
+        "model_file": MODEL_FILE,
+        "vocabulary_file": VOCABULARY_FILE,
+        "quantization": quantize,
+        "decoder": type(generator.decoder).__name__,
+        "source": source,
+        "image": {
+            "shape": [1, height, width, channels],
+            "dtype": "uint8",
+            "color": "RGB",
+            "value_range": [0, 255],
+            "normalization": (
+                "none: feed raw RGB bytes 0-255; the model rescales/normalises inside"
+            ),
+            "resize": f"bilinear with antialiasing to {height}x{width} (whole image, no crop)",
+        },
+        "vocabulary_size": tokenizer.vocabulary_size,
+        "special_tokens": {token: index for index, token in enumerate(SPECIAL_TOKENS)},
+        "pad_id": tokenizer.pad_id,
+        "unk_id": tokenizer.unk_id,
+        "start_id": tokenizer.start_id,
+        "end_id": tokenizer.end_id,
+        "max_length": generator.max_length,
+        "state_names": list(module.state_names),
+        "signatures": _signature_details(flatbuffer),
+        "ops": sorted(list_tflite_ops(flatbuffer)),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+
+
+def _load_source(source, tokenizer, max_length):
+    """(generator, default name, run path or None, run config or None) of `source`."""
+    from xmodal_keras.training.run_directory import RunDirectory, load_captioner
+
+    if isinstance(source, CaptionGenerator):
+        return source, source.model.name, None, None
+    if isinstance(source, keras.Model):
+        if tokenizer is None:
+            raise ValueError("Exporting a keras.Model needs its `tokenizer`. Received: None")
+        return CaptionGenerator(source, tokenizer, max_length=max_length), source.name, None, None
+    if isinstance(source, str | os.PathLike | RunDirectory):
+        run = source if isinstance(source, RunDirectory) else RunDirectory(source)
+        model, run_tokenizer, config = load_captioner(run)
+        generator = CaptionGenerator(model, run_tokenizer, max_length=max_length)
+        return generator, run.path.name, str(run.path), config
+    raise ValueError(
+        "`source` must be a run directory, a keras.Model or a CaptionGenerator. "
+        f"Received: {type(source).__name__}"
+    )
+
+
+def training_images(config, image_shape, *, count: int, seed: int = 0) -> np.ndarray:
+    """`count` train-split images of a run (uint8 `[count, H, W, 3]`, read as training
+    reads them), drawn at random with `seed`: the int8 calibration set."""
+    from xmodal_keras.data.image_preprocessing import load_image
+    from xmodal_keras.training.train_captioner import read_caption_data
+
+    frame = read_caption_data(config.resolved())
+    paths = sorted(set(frame.loc[frame["split"] == "train", "image_path"]))
+    if not paths:
+        raise ValueError("The run's data has no train images to calibrate int8 with.")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
+    size = tuple(image_shape[:2])
+    return np.stack([load_image(paths[i], size).numpy() for i in sorted(chosen)])
+
+
+def load_image_files(paths: Sequence[str | os.PathLike], image_shape) -> np.ndarray:
+    """Image files -> uint8 `[N, H, W, 3]` with the training decode (RGB, bilinear resize)."""
+    from xmodal_keras.data.image_preprocessing import load_image
+
+    size = tuple(image_shape[:2])
+    return np.stack([load_image(os.fspath(path), size).numpy() for path in paths])
+
+
+def export_tflite(
+    source,
+    out_dir: str | os.PathLike = "saved_models",
+    *,
+    name: str | None = None,
+    quantize: str = "none",
+    tokenizer: CaptionTokenizer | None = None,
+    max_length: int | None = None,
+    representative_images: np.ndarray | Sequence[str | os.PathLike] | None = None,
+    num_representative_images: int = DEFAULT_REPRESENTATIVE_IMAGES,
+) -> pathlib.Path:
+    """Export a captioner as `OUT_DIR/NAME_tflite/` (`model.tflite`, `vocab.txt`,
+    `metadata.json`), written to a temporary folder and renamed into place.
+
+    Args:
+        source: a run directory (path or `RunDirectory`), a captioner `keras.Model` (with
+            `tokenizer`) or a `CaptionGenerator`.
+        out_dir: parent folder. Defaults to `"saved_models"`.
+        name: folder name before `_tflite`. Defaults to the run folder's name (the model's
+            name for a model).
+        quantize: `"none"`, `"float16"`, `"dynamic"` or `"int8"`. Defaults to `"none"`.
+        tokenizer: the model's `CaptionTokenizer` (only with a `keras.Model` source).
+        max_length: most tokens per caption. Defaults to the model's `sequence_length`.
+        representative_images: int8 calibration images (uint8 `[N, H, W, 3]` or image
+            paths). Defaults to `num_representative_images` train images of the run.
+        num_representative_images: how many train images calibrate int8. Defaults to 64.
+
+    Returns:
+        The written folder.
+
+    Raises:
+        ValueError: bad arguments; FileExistsError: the folder already exists.
+
+    Example:
+
+    >>> import tempfile
+    >>> from xmodal_keras.models import build_gru_captioner
+    >>> tokenizer = CaptionTokenizer.from_captions(["a red circle"], sequence_length=4)
+    >>> model = build_gru_captioner(vocabulary_size=tokenizer.vocabulary_size,
+    ...     sequence_length=4, image_shape=(16, 16, 3), encoder_kwargs={"hidden_dim": 8},
+    ...     embedding_dim=8, hidden_dim=8)
+    >>> path = export_tflite(model, tempfile.mkdtemp(), name="tiny", tokenizer=tokenizer)
+    >>> path.name, sorted(p.name for p in path.iterdir())
+    ('tiny_tflite', ['metadata.json', 'model.tflite', 'vocab.txt'])
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}. Received: {quantize=!r}")
+    if name is not None and (not name or os.sep in name or name in (".", "..")):
+        raise ValueError(f"`name` must be a plain folder name. Received: name={name!r}")
+    generator, default_name, source_path, config = _load_source(source, tokenizer, max_length)
+    final_dir = pathlib.Path(out_dir) / f"{name or default_name}{TFLITE_DIR_SUFFIX}"
+    if final_dir.exists():
+        raise FileExistsError(f"Refusing to overwrite an existing folder: {final_dir}")
+    images = None
+    if quantize == "int8":
+        if representative_images is None:
+            if config is None:
+                raise ValueError(
+                    "`quantize='int8'` of a model (not a run directory) needs "
+                    "`representative_images`. Received: None"
+                )
+            images = training_images(config, generator.image_shape, count=num_representative_images)
+        elif isinstance(representative_images, np.ndarray | tf.Tensor):
+            images = np.asarray(representative_images)
+        else:
+            images = load_image_files(list(representative_images), generator.image_shape)
+    flatbuffer, module = convert_captioner(
+        generator, quantize=quantize, representative_images=images
+    )
+    metadata = build_metadata(generator, module, flatbuffer, quantize=quantize, source=source_path)
+    with atomic_directory(final_dir) as tmp:
+        (tmp / MODEL_FILE).write_bytes(flatbuffer)
+        generator.tokenizer.save_vocabulary(tmp / VOCABULARY_FILE)
+        text = json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        (tmp / METADATA_FILE).write_text(text, encoding="utf-8")
+    return final_dir

@@ -5,10 +5,17 @@ Prints, in the same run and on the same shapes data (train split, 5 captions per
 - gru / transformer, ours: `model.fit` fed by `make_caption_dataset(cache=True,
   repeat=True)` (each image decoded once for its 5 captions, then cached in memory),
   compiled with `compile_captioner` (masked loss, AdamW, warm-up + cosine);
+- transformer, XLA: the same, compiled with `jit_compile=True`;
+- transformer, cached frozen features: the image encoder frozen, its region grid computed
+  once per image and cached; only the decoder trains on (grid, caption) pairs;
 - transformer, naive input: the same Transformer model (same seed, same config) fed by
   a plain tf.data pipeline over the flat caption frame that decodes each image once per
   caption with `load_image`, no cache -- to show whether the input pipeline is the
-  bottleneck of training.
+  bottleneck of training;
+- with a GPU visible: transformer rows in mixed_float16 (float32 logits) too.
+
+Every model is built and fitted under `get_strategy(--strategy)` (`auto`: several GPUs ->
+MirroredStrategy); the table shows the number of replicas; the batch is per replica.
 
 Each row runs `model.fit(epochs=2, steps_per_epoch=N)` with N = one pass over the train
 pairs, so the first (warm-up) epoch traces the train step and fills the cache; only the
@@ -41,6 +48,7 @@ from xmodal_keras.data.sources import read_captions
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.models import build_gru_captioner, build_transformer_captioner
 from xmodal_keras.training.compile_captioner import compile_captioner
+from xmodal_keras.training.distribute import get_strategy, strategy_name
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -72,6 +80,43 @@ def naive_dataset(frame: pd.DataFrame, tokenizer, image_shape, batch_size) -> tf
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def frozen_features_dataset(
+    frame: pd.DataFrame, tokenizer, encoder: keras.Model, image_shape, batch_size
+) -> tf.data.Dataset:
+    """(cached region grid, caption) batches: each image encoded once by the frozen encoder."""
+    paths = frame["image_path"].unique().tolist()
+    index = {path: i for i, path in enumerate(paths)}
+    images = tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda path: load_image(path, image_shape), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    grids = tf.concat([encoder(batch)["grid"] for batch in images.batch(64)], axis=0)
+    tokens = tokenizer(tf.constant(frame["caption"].tolist()))
+    rows = tf.constant([index[path] for path in frame["image_path"]])
+    dataset = tf.data.Dataset.from_tensor_slices((rows, tokens))
+    dataset = dataset.shuffle(len(frame), seed=0, reshuffle_each_iteration=True).repeat()
+    dataset = dataset.batch(batch_size).map(
+        lambda rows, ids: (
+            {"grid": tf.gather(grids, rows), "caption_in": ids[:, :-1]},
+            ids[:, 1:],
+        )
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def decoder_only_model(model: keras.Model) -> keras.Model:
+    """The captioner's decoder alone: `{"grid", "caption_in"}` -> logits."""
+    encoder = model.get_layer("image_encoder")
+    grid_shape = encoder.output["grid"].shape[1:]
+    inputs = {
+        "grid": keras.Input(grid_shape, name="grid"),
+        "caption_in": keras.Input(
+            model.input["caption_in"].shape[1:], dtype="int32", name="caption_in"
+        ),
+    }
+    logits = model.get_layer("caption_decoder")(inputs["caption_in"], inputs["grid"])
+    return keras.Model(inputs, logits, name="frozen_encoder_captioner")
+
+
 def input_rate(dataset: tf.data.Dataset, steps: int, batch_size: int) -> float:
     """Pairs/s of the pipeline alone, over `steps` batches after `steps` warm-up batches."""
     iterator = iter(dataset)
@@ -83,8 +128,22 @@ def input_rate(dataset: tf.data.Dataset, steps: int, batch_size: int) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def build_model(decoder: str, tokenizer: CaptionTokenizer, args: argparse.Namespace) -> keras.Model:
+def build_model(
+    decoder: str,
+    tokenizer: CaptionTokenizer,
+    args: argparse.Namespace,
+    precision: str = "float32",
+) -> keras.Model:
     keras.utils.set_random_seed(args.seed)
+    if precision != "float32":
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(precision)
+        try:
+            model = build_model(decoder, tokenizer, args)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        logits = keras.layers.Activation("linear", dtype="float32")(model.output)
+        return keras.Model(model.input, logits)
     common = {
         "vocabulary_size": tokenizer.vocabulary_size,
         "sequence_length": tokenizer.sequence_length,
@@ -108,20 +167,33 @@ def run_row(
     tokenizer: CaptionTokenizer,
     args: argparse.Namespace,
     steps: int,
+    *,
+    strategy: tf.distribute.Strategy,
+    jit_compile: bool = False,
+    precision: str = "float32",
+    frozen_features: bool = False,
 ) -> dict:
-    """Train a fresh model for 2 epochs of `steps`; time the second."""
-    model = build_model(decoder, tokenizer, args)
-    compile_captioner(model, total_steps=2 * steps)
+    """Train a fresh model for 2 epochs of `steps`; time the second.
+
+    `dataset` is a dataset, or (frozen_features) a function of the built model."""
+    with strategy.scope():
+        model = build_model(decoder, tokenizer, args, precision)
+        if frozen_features:
+            dataset = dataset(model)
+            model = decoder_only_model(model)
+        compile_captioner(model, total_steps=2 * steps, jit_compile=jit_compile)
+    global_batch = args.batch_size * strategy.num_replicas_in_sync
     timer = EpochTimer()
     model.fit(dataset, epochs=2, steps_per_epoch=steps, callbacks=[timer], verbose=0, shuffle=False)
     seconds = timer.seconds[-1]
     row = {
         "name": name,
         "params": model.count_params(),
-        "pairs_per_s": steps * args.batch_size / seconds,
+        "replicas": strategy.num_replicas_in_sync,
+        "pairs_per_s": steps * global_batch / seconds,
         "ms_per_step": 1000 * seconds / steps,
         "warmup_s": timer.seconds[0],
-        "input_per_s": input_rate(dataset, steps, args.batch_size),
+        "input_per_s": input_rate(dataset, steps, global_batch),
     }
     print(
         f"  {name}: {row['pairs_per_s']:.0f} pairs/s, {row['ms_per_step']:.0f} ms/step "
@@ -151,6 +223,9 @@ def main() -> None:
     parser.add_argument("--gru-embedding-dim", type=int, default=128)
     parser.add_argument("--gru-hidden-dim", type=int, default=256)
     parser.add_argument("--data-dir", choices=["cache", "temp"], default="cache")
+    parser.add_argument("--strategy", default="auto", help="get_strategy name (default: auto)")
+    parser.add_argument("--no-xla", action="store_true", help="skip the XLA row")
+    parser.add_argument("--no-frozen", action="store_true", help="skip the frozen-features row")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for name in args.decoders:
@@ -168,7 +243,10 @@ def main() -> None:
         tokenizer = CaptionTokenizer.from_captions(
             frame["caption"], sequence_length=args.sequence_length
         )
-        steps = args.steps or -(-len(frame) // args.batch_size)
+        strategy = get_strategy(args.strategy)
+        replicas = strategy.num_replicas_in_sync
+        gpus = tf.config.list_logical_devices("GPU")
+        steps = args.steps or -(-len(frame) // (args.batch_size * replicas))
         print(
             f"data: shapes train split, {frame['image_path'].nunique()} images "
             f"({args.image_size}px), {len(frame)} pairs, vocabulary {tokenizer.vocabulary_size}, "
@@ -176,44 +254,69 @@ def main() -> None:
             f"{steps} steps per epoch, second of 2 epochs timed; small_cnn hidden "
             f"{args.encoder_dim}; transformer hidden {args.hidden_dim}, {args.num_layers} "
             f"layers, {args.num_heads} heads; gru embedding {args.gru_embedding_dim}, hidden "
-            f"{args.gru_hidden_dim}; {os.cpu_count()} CPU cores, TF {tf.__version__}, "
-            f"Keras {keras.__version__}",
+            f"{args.gru_hidden_dim}; {os.cpu_count()} CPU cores, {len(gpus)} GPU(s), strategy "
+            f"{strategy_name(strategy)} with {replicas} replica(s) (batch per replica); "
+            f"TF {tf.__version__}, Keras {keras.__version__}",
             flush=True,
         )
         shape = (args.image_size, args.image_size)
+        global_batch = args.batch_size * replicas
         rows = []
-        for decoder in args.decoders:
-            dataset = make_caption_dataset(
+
+        def ours():
+            return make_caption_dataset(
                 frame,
                 tokenizer,
                 image_shape=shape,
-                batch_size=args.batch_size,
+                batch_size=global_batch,
                 cache=True,
                 repeat=True,
                 seed=args.seed,
             )
-            name = f"{decoder}, cached input (ours)"
-            rows.append(run_row(name, decoder, dataset, tokenizer, args, steps))
-        if not args.no_baseline:
-            dataset = naive_dataset(frame, tokenizer, shape, args.batch_size)
+
+        def row(name, decoder, dataset, **kwargs):
             rows.append(
-                run_row(
-                    "transformer, naive input (decode per caption, no cache)",
-                    "transformer",
-                    dataset,
-                    tokenizer,
-                    args,
-                    steps,
-                )
+                run_row(name, decoder, dataset, tokenizer, args, steps, strategy=strategy, **kwargs)
+            )
+
+        for decoder in args.decoders:
+            row(f"{decoder}, cached input (ours)", decoder, ours())
+        if not args.no_xla:
+            row("transformer, cached input, XLA", "transformer", ours(), jit_compile=True)
+        if not args.no_frozen:
+            row(
+                "transformer, cached frozen features (decoder only)",
+                "transformer",
+                lambda model: frozen_features_dataset(
+                    frame, tokenizer, model.get_layer("image_encoder"), shape, global_batch
+                ),
+                frozen_features=True,
+            )
+        if gpus:
+            row("transformer, cached input, mixed_float16", "transformer", ours(),
+                precision="mixed_float16")  # fmt: skip
+            row("transformer, cached input, mixed_float16 + XLA", "transformer", ours(),
+                precision="mixed_float16", jit_compile=True)  # fmt: skip
+        if not args.no_baseline:
+            row(
+                "transformer, naive input (decode per caption, no cache)",
+                "transformer",
+                naive_dataset(frame, tokenizer, shape, global_batch),
             )
 
     print()
-    print("| decoder / input | params | batch | pairs/s | ms/step | input alone (pairs/s) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for row in rows:
+    naive = next((r for r in rows if r["name"].startswith("transformer, naive")), None)
+    print(
+        "| decoder / input | params | replicas | batch/replica | pairs/s | ms/step "
+        "| input alone (pairs/s) | vs naive |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        speedup = f"{r['pairs_per_s'] / naive['pairs_per_s']:.2f}x" if naive else "-"
         print(
-            f"| {row['name']} | {row['params']:,} | {args.batch_size} | "
-            f"{row['pairs_per_s']:,.0f} | {row['ms_per_step']:,.0f} | {row['input_per_s']:,.0f} |"
+            f"| {r['name']} | {r['params']:,} | {r['replicas']} | {args.batch_size} | "
+            f"{r['pairs_per_s']:,.0f} | {r['ms_per_step']:,.0f} | {r['input_per_s']:,.0f} | "
+            f"{speedup} |"
         )
 
 

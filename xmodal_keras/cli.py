@@ -7,6 +7,11 @@ Example:
     xmodal train captioner --data shapes --decoder transformer --epochs 6 --out runs/t
     xmodal evaluate runs/t --split test --beam 3
     xmodal caption runs/t photo.jpg --attention-map photo_attention.png
+    xmodal export runs/t --format saved_model --name captioner
+    xmodal train retrieval --data shapes --epochs 8 --out runs/clip
+    xmodal retrieve runs/clip --query "a small red circle"
+    xmodal serve-config saved_models
+    xmodal predict --server localhost:8501 --model captioner photo.jpg
     xmodal demo
 """
 
@@ -39,6 +44,22 @@ def _cmd_data_shapes(args: argparse.Namespace) -> int:
         f"wrote {args.num_images} shapes images ({args.size}x{args.size}) to {root} "
         f"in {seconds:.1f} s"
     )
+    return 0
+
+
+def _cmd_data_to_tfrecord(args: argparse.Namespace) -> int:
+    from xmodal_keras.data.sources import read_captions
+    from xmodal_keras.data.tfrecords import write_caption_tfrecords
+
+    start = time.perf_counter()
+    frame = read_captions(args.path, args.format)
+    manifest = write_caption_tfrecords(frame, args.out, num_shards=args.shards)
+    for split, info in manifest["splits"].items():
+        print(
+            f"{split}: {info['num_images']} images, {info['num_captions']} captions in "
+            f"{len(info['files'])} shard(s)"
+        )
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -81,10 +102,23 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("learning_rate", float, "peak learning rate of warm-up + cosine (default: 1e-3)"),
     ("label_smoothing", float, "label smoothing (default: 0)"),
     ("seed", int, "random seed (default: 0)"),
-    ("strategy", str, "auto, default or mirrored (default: auto)"),
+    (
+        "strategy",
+        str,
+        "auto (TF_CONFIG cluster: multi_worker; several GPUs: mirrored; TPU: tpu; else "
+        "default), default, mirrored, multi_worker or tpu (default: auto)",
+    ),
+    ("precision", str, "float32 (default), mixed_float16 (GPU) or mixed_bfloat16 (TPU/CPU)"),
     ("val_metrics_every", int, "val BLEU-4/CIDEr every N epochs, 0 = off (default: 1)"),
     ("shapes_num_images", int, "--data shapes: images to generate (default: 5000)"),
     ("shapes_image_size", int, "--data shapes: generated image side (default: 64)"),
+)
+
+
+# `xmodal train captioner` on/off flags: (CaptionerTrainConfig field, help).
+_TRAIN_SWITCHES: tuple[tuple[str, str], ...] = (
+    ("jit_compile", "XLA-compile the train step (faster on GPU/TPU, slower on CPU)"),
+    ("scale_learning_rate", "multiply --learning-rate by the number of replicas"),
 )
 
 
@@ -94,8 +128,48 @@ def _cmd_train_captioner(args: argparse.Namespace) -> int:
     settings = {
         name: getattr(args, name) for name, _, _ in _TRAIN_FLAGS if getattr(args, name) is not None
     }
+    settings.update({name: True for name, _ in _TRAIN_SWITCHES if getattr(args, name)})
     data = args.data[0] if len(args.data) == 1 else tuple(args.data)
     train_captioner(CaptionerTrainConfig(data=data, **settings), args.out)
+    return 0
+
+
+# `xmodal train retrieval` flags: (RetrievalTrainConfig field, type, help).
+_RETRIEVAL_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("format", str, "reader for --data paths (default: detect)"),
+    ("encoder", str, "image backbone: small_cnn or a keras.applications name"),
+    ("weights", str, "backbone weights: imagenet or a file (default: random init)"),
+    ("image_size", int, "image side in pixels (default: 64)"),
+    ("text_encoder", str, "bigru or transformer (default: bigru)"),
+    ("hidden_dim", int, "text encoder width (default: 128)"),
+    ("projection_dim", int, "shared embedding size (default: 64)"),
+    ("epochs", int, "epochs (default: 10)"),
+    ("batch_size", int, "image-caption pairs per step; the contrastive negatives (default: 64)"),
+    ("learning_rate", float, "peak learning rate (default: 1e-3)"),
+    ("strategy", str, "auto, default, mirrored, multi_worker or tpu (default: auto)"),
+    ("seed", int, "random seed (default: 0)"),
+    ("shapes_num_images", int, "--data shapes: images to generate (default: 5000)"),
+)
+
+
+def _cmd_train_retrieval(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, train_retrieval
+
+    settings = {
+        name: getattr(args, name)
+        for name, _, _ in _RETRIEVAL_FLAGS
+        if getattr(args, name) is not None
+    }
+    data = args.data[0] if len(args.data) == 1 else tuple(args.data)
+    train_retrieval(RetrievalTrainConfig(data=data, **settings), args.out)
+    return 0
+
+
+def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.train_retrieval import format_matches, retrieve
+
+    matches = retrieve(args.run_dir, query_text=args.query, image_path=args.image, k=args.k)
+    print(format_matches(matches))
     return 0
 
 
@@ -115,16 +189,73 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_caption(args: argparse.Namespace) -> int:
     from xmodal_keras.decoding.caption_images import caption_image_files
+    from xmodal_keras.export.tflite_captioner import caption_tflite_files, is_tflite_export
 
-    results = caption_image_files(
-        args.run_dir, args.images, beam_width=args.beam, attention_map=args.attention_map
-    )
+    if is_tflite_export(args.run_dir):
+        if args.beam or args.attention_map:
+            raise ValueError(
+                "A TFLite export decodes greedily and has no attention maps: drop --beam and "
+                f"--attention-map. Received: {args.run_dir}"
+            )
+        results = caption_tflite_files(args.run_dir, args.images)
+    else:
+        results = caption_image_files(
+            args.run_dir, args.images, beam_width=args.beam, attention_map=args.attention_map
+        )
     for result in results:
         line = f"{result['path']}: {result['caption']}"
         if result["attention_map"]:
             line += f"  [attention map: {result['attention_map']}]"
         print(line)
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from xmodal_keras.export.saved_model_export import export_saved_model
+    from xmodal_keras.export.tflite_export import export_tflite
+
+    if args.format == "tflite":
+        path = export_tflite(args.run_dir, args.out, name=args.name, quantize=args.quantize)
+        print(f"exported {path} (model.tflite, vocab.txt, metadata.json)")
+        print(f"next: xmodal caption {path} IMAGE...")
+        return 0
+    path = export_saved_model(
+        args.run_dir,
+        base_dir=args.out,
+        name=args.name,
+        version=args.version,
+        beam_width=args.beam_width,
+        max_pixels=args.max_pixels,
+    )
+    print(
+        f"exported {path} (signatures: serving_default, caption_beam, caption_pixels, embed_image)"
+    )
+    print(f"next: xmodal serve-config {args.out}")
+    return 0
+
+
+def _cmd_serve_config(args: argparse.Namespace) -> int:
+    from xmodal_keras.export.serving_config import write_serving_config
+
+    for path in write_serving_config(
+        args.base_dir, batching=args.batching, base_path_prefix=args.base_path_prefix
+    ):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from xmodal_keras.export.client import run_predict
+
+    return run_predict(
+        args.server,
+        args.model,
+        args.images,
+        grpc=args.grpc,
+        signature=args.signature,
+        timeout=args.timeout,
+        version=args.version,
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -214,12 +345,37 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "decoder":
             choices = ("gru", "transformer")
         elif name == "strategy":
-            choices = ("auto", "default", "mirrored")
+            choices = ("auto", "default", "mirrored", "multi_worker", "tpu")
+        elif name == "precision":
+            choices = ("float32", "mixed_float16", "mixed_bfloat16")
         captioner.add_argument(
             "--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, help=text
         )
+    for name, text in _TRAIN_SWITCHES:
+        captioner.add_argument("--" + name.replace("_", "-"), action="store_true", help=text)
     captioner.add_argument("--out", required=True, help="run directory to write (or resume)")
     captioner.set_defaults(run=_cmd_train_captioner)
+
+    retrieval = train_commands.add_parser(
+        "retrieval", help="CLIP-style dual encoder (symmetric InfoNCE, learned temperature)"
+    )
+    retrieval.add_argument(
+        "--data", nargs="+", default=["shapes"], help="shapes (default), or caption data paths"
+    )
+    for name, kind, text in _RETRIEVAL_FLAGS:
+        retrieval.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    retrieval.add_argument("--out", required=True, help="run directory to write (or resume)")
+    retrieval.set_defaults(run=_cmd_train_retrieval)
+
+    retrieve = commands.add_parser(
+        "retrieve", help="top matches of a text or image query in a retrieval run's test index"
+    )
+    retrieve.add_argument("run_dir", metavar="RUN", help="run from `xmodal train retrieval`")
+    query = retrieve.add_mutually_exclusive_group(required=True)
+    query.add_argument("--query", metavar="TEXT", help="find images for this text")
+    query.add_argument("--image", metavar="PATH", help="find captions for this image")
+    retrieve.add_argument("-k", type=_positive_int, default=5, help="matches (default: 5)")
+    retrieve.set_defaults(run=_cmd_retrieve)
 
     evaluate = commands.add_parser(
         "evaluate", help="caption a split with a trained run and print BLEU/METEOR/ROUGE/CIDEr"
@@ -234,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     caption = commands.add_parser("caption", help="caption image files with a trained run")
     caption.add_argument(
-        "run_dir", metavar="RUN", help="run directory from `xmodal train captioner`"
+        "run_dir",
+        metavar="RUN",
+        help="run directory from `xmodal train captioner`, or a saved_models/NAME_tflite export",
     )
     caption.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     caption.add_argument("--beam", type=_positive_int, help="beam width (default: greedy)")
@@ -245,6 +403,66 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT_<image name>.png",
     )
     caption.set_defaults(run=_cmd_caption)
+
+    export = commands.add_parser(
+        "export", help="export a trained run for TF Serving (saved_model) or phones (tflite)"
+    )
+    export.add_argument("run_dir", metavar="RUN", help="run directory from `xmodal train`")
+    export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite"))
+    export.add_argument("--out", default="saved_models", help="base folder (default: saved_models)")
+    export.add_argument("--name", help="model name (default: the run folder's name)")
+    export.add_argument(
+        "--version", type=_positive_int, help="saved_model version (default: next free number)"
+    )
+    export.add_argument(
+        "--quantize",
+        default="none",
+        choices=("none", "float16", "dynamic", "int8"),
+        help="tflite weights/activations (default: none = float32)",
+    )
+    export.add_argument(
+        "--beam-width", type=_positive_int, default=3, help="caption_beam width (default: 3)"
+    )
+    export.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=40_000_000,
+        help="largest image (width x height, read from its header) a request may send",
+    )
+    export.set_defaults(run=_cmd_export)
+
+    serve_config = commands.add_parser(
+        "serve-config", help="write models.config for tensorflow_model_server over a folder"
+    )
+    serve_config.add_argument("base_dir", metavar="DIR", help="folder of NAME/VERSION exports")
+    serve_config.add_argument(
+        "--batching", action="store_true", help="also write batching_parameters.txt"
+    )
+    serve_config.add_argument(
+        "--base-path-prefix",
+        metavar="PREFIX",
+        help="the folder as the server sees it, e.g. /models inside docker",
+    )
+    serve_config.set_defaults(run=_cmd_serve_config)
+
+    predict = commands.add_parser(
+        "predict", help="caption image files with a model served by TF Serving"
+    )
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (sent as-is)")
+    predict.add_argument(
+        "--server",
+        required=True,
+        metavar="HOST:PORT",
+        help="TF Serving's REST port (8501), or its gRPC port (8500) with --grpc",
+    )
+    predict.add_argument("--model", required=True, help="model name in models.config")
+    predict.add_argument("--grpc", action="store_true", help="use gRPC instead of REST")
+    predict.add_argument(
+        "--signature", default="serving_default", choices=("serving_default", "caption_beam")
+    )
+    predict.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    predict.add_argument("--version", type=_positive_int, help="model version (default: latest)")
+    predict.set_defaults(run=_cmd_predict)
 
     data = commands.add_parser("data", help="datasets: generate, inspect")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -269,6 +487,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit with status 1 when problems are found"
     )
     inspect.set_defaults(run=_cmd_data_inspect)
+
+    to_tfrecord = data_commands.add_parser(
+        "to-tfrecord",
+        help="caption dataset -> sharded TFRecords of (encoded image, captions) that "
+        "`xmodal train captioner --data DIR` reads",
+    )
+    to_tfrecord.add_argument(
+        "path", help="Flickr8k folder, Karpathy/COCO JSON or CSV (any caption dataset)"
+    )
+    to_tfrecord.add_argument("--out", required=True, help="folder to write the shards into")
+    to_tfrecord.add_argument(
+        "--shards", type=_positive_int, default=8, help="shards per split (default: 8)"
+    )
+    to_tfrecord.add_argument("--format", default="auto", help="reader to use (default: detect)")
+    to_tfrecord.set_defaults(run=_cmd_data_to_tfrecord)
     return parser
 
 
@@ -277,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"xmodal: error: {error}", file=sys.stderr)
         return 2
 

@@ -99,3 +99,46 @@ def test_config_round_trips_through_json():
     text = json.dumps(config.to_dict())
     assert CaptionerTrainConfig.from_dict(json.loads(text)) == config
     assert DEMO_CONFIG.resolved().sequence_length == 22  # built-in shapes
+
+
+def test_mixed_bfloat16_from_tfrecords_saves_a_float32_model(tiny_shapes_dir, tmp_path, capsys):
+    from xmodal_keras.data.sources import read_captions
+    from xmodal_keras.data.tfrecords import write_caption_tfrecords
+
+    records = tmp_path / "records"
+    write_caption_tfrecords(read_captions(tiny_shapes_dir), records, num_shards=2)
+    config = tiny_config(records, precision="mixed_bfloat16", decoder="transformer")
+    run = train_captioner(config, tmp_path / "run", verbose=0)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("data: 160 train / 20 val captions") and "mixed_bfloat16" in first
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    assert np.isfinite(pd.read_csv(run.history_path).loss[0])
+
+    model, tokenizer, loaded = load_captioner(run.path)
+    assert loaded.precision == "mixed_bfloat16"
+    assert model.get_layer("caption_decoder").dtype_policy.name == "mixed_bfloat16"
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    tokens = np.ones((2, tokenizer.sequence_length), np.int32)
+    logits = model({"image": images, "caption_in": tokens})
+    assert logits.dtype == "float32" and logits.shape == (2, 20, tokenizer.vocabulary_size)
+
+
+def test_new_settings_are_checked():
+    with pytest.raises(ValueError, match="Received: self.precision='float16'"):
+        CaptionerTrainConfig(precision="float16")
+    with pytest.raises(ValueError, match="Received: self.strategy='horovod'"):
+        CaptionerTrainConfig(strategy="horovod")
+
+
+def test_runs_written_before_the_new_settings_still_resume(tmp_path):
+    from xmodal_keras.training.train_captioner import _check_resumable
+
+    config = CaptionerTrainConfig(data="shapes").resolved()
+    run = RunDirectory(tmp_path).create()
+    old = config.to_dict()
+    for key in ("precision", "jit_compile", "scale_learning_rate"):
+        del old[key]
+    run.write_config(old)
+    _check_resumable(run, config)  # missing settings take their defaults
+    with pytest.raises(ValueError, match="precision: 'float32' -> 'mixed_bfloat16'"):
+        _check_resumable(run, dataclasses.replace(config, precision="mixed_bfloat16"))

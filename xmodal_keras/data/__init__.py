@@ -27,6 +27,11 @@ from xmodal_keras.data.text_tokenizer import (
     build_vocabulary,
     normalize_caption,
 )
+from xmodal_keras.data.tfrecords import (
+    make_caption_tfrecord_dataset,
+    read_caption_tfrecords,
+    write_caption_tfrecords,
+)
 from xmodal_keras.data.validation import DataValidationError
 
 __all__ = [
@@ -44,12 +49,14 @@ __all__ = [
     "load_image",
     "load_shapes",
     "make_caption_dataset",
+    "make_caption_tfrecord_dataset",
     "make_pair_dataset",
     "make_retrieval_dataset",
     "normalize_caption",
     "plan_caption_dataset",
     "plan_pair_dataset",
     "read_caption_csv",
+    "read_caption_tfrecords",
     "read_captions",
     "read_coco_captions",
     "read_flickr8k",
@@ -59,4 +66,5 @@ __all__ = [
     "read_pairs",
     "read_scenes",
     "shapes_dir",
+    "write_caption_tfrecords",
 ]

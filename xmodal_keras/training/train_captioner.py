@@ -7,12 +7,21 @@ The run settings are one dataclass, `CaptionerTrainConfig`, written to the run d
 Running `train_captioner` again on the same run directory resumes it: the
 `BackupAndRestore` state in `backup/` restores the weights, optimizer and epoch count, and
 `history.csv` is appended to. With a larger `epochs` a finished run trains further.
+
+Scaling out: `strategy` picks a `tf.distribute` strategy (`get_strategy`); `batch_size` is
+per replica and the global batch is `batch_size x replicas`. Under a multi-worker strategy
+every worker runs the same command with its own `TF_CONFIG`; only the chief writes the run
+directory, the other workers write to temporary folders (deleted at the end) and keep their
+`BackupAndRestore` state in `backup/worker_<id>/` so a restarted cluster resumes together.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
 import pathlib
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,24 +29,41 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from xmodal_keras.data.datasets import make_caption_dataset
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.shapes import load_shapes
 from xmodal_keras.data.sources import read_captions
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.data.tfrecords import (
+    is_caption_tfrecord_dir,
+    make_caption_tfrecord_dataset,
+    read_caption_tfrecords,
+    read_tfrecord_images,
+)
 from xmodal_keras.evaluation.plots import plot_training_curves
 from xmodal_keras.training.callbacks import CaptionMetricsCallback
 from xmodal_keras.training.compile_captioner import compile_captioner
-from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
+from xmodal_keras.training.distribute import (
+    STRATEGY_NAMES,
+    fit_under,
+    get_strategy,
+    shard_by,
+    strategy_name,
+    worker_info,
+)
 from xmodal_keras.training.run_directory import RunDirectory
 
 DECODERS = ("gru", "transformer")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SHAPES = "shapes"
 SHAPES_SEQUENCE_LENGTH = 22
 DEFAULT_SEQUENCE_LENGTH = 20
 # Settings that may change when a run is resumed or extended; every other one must match.
-RESUMABLE_FIELDS = frozenset({"epochs", "val_metrics_every", "val_metrics_images", "strategy"})
+RESUMABLE_FIELDS = frozenset(
+    {"epochs", "val_metrics_every", "val_metrics_images", "strategy", "jit_compile"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +72,9 @@ class CaptionerTrainConfig:
 
     Attributes:
         data: `"shapes"` (the built-in dataset, see `shapes_*`) or a caption dataset path
-            (Flickr8k folder, Karpathy/COCO JSON, CSV), or a list of paths whose rows are
-            concatenated (e.g. COCO `captions_train2017.json` + `captions_val2017.json`).
+            (Flickr8k folder, Karpathy/COCO JSON, CSV, a TFRecord folder from
+            `xmodal data to-tfrecord`), or a list of paths whose rows are concatenated
+            (e.g. COCO `captions_train2017.json` + `captions_val2017.json`).
         format: reader for `data` paths (`"auto"`, `"flickr8k"`, `"karpathy"`, `"coco"`,
             `"csv"`).
         decoder: `"gru"` (Show, Attend and Tell) or `"transformer"`.
@@ -64,10 +91,20 @@ class CaptionerTrainConfig:
         embedding_dim, attention_dim, attention_regularization: GRU decoder only.
         hidden_dim, dropout: both decoders. intermediate_dim, num_layers, num_heads:
             Transformer decoder only.
-        epochs, batch_size (global, over all replicas), learning_rate (peak of warm-up +
-            cosine), warmup_steps (None: 5% of the steps), label_smoothing, weight_decay.
+        epochs, batch_size (per replica: the global batch is batch_size x replicas; the
+            same on one device), learning_rate (peak of warm-up + cosine), warmup_steps
+            (None: 5% of the steps), label_smoothing, weight_decay.
+        scale_learning_rate: multiply `learning_rate` by the number of replicas (the
+            linear scaling rule for a global batch that grows with them).
         seed: weights, shuffling and dropout.
-        strategy: `get_strategy` name (`"auto"`: MirroredStrategy on several GPUs).
+        strategy: `get_strategy` name: `"auto"` (a TF_CONFIG cluster: multi-worker;
+            several GPUs: mirrored; a TPU: tpu; else default), `"default"`, `"mirrored"`,
+            `"multi_worker"` or `"tpu"`.
+        precision: `"float32"`, `"mixed_float16"` (GPU; loss scaling is automatic) or
+            `"mixed_bfloat16"` (TPU, recent GPUs, CPUs): the Keras dtype policy of the
+            model's layers; logits and the loss stay float32, so does the saved model's
+            output.
+        jit_compile: XLA-compile the train step (helps on GPU/TPU; slower on CPU here).
         val_metrics_every: BLEU-4/CIDEr on `val_metrics_images` val images every N epochs
             (0: off).
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
@@ -99,8 +136,11 @@ class CaptionerTrainConfig:
     warmup_steps: int | None = None
     label_smoothing: float = 0.0
     weight_decay: float = 1e-4
+    scale_learning_rate: bool = False
     seed: int = 0
     strategy: str = "auto"
+    precision: str = "float32"
+    jit_compile: bool = False
     val_metrics_every: int = 1
     val_metrics_images: int = 100
     shapes_num_images: int = 5000
@@ -117,6 +157,10 @@ class CaptionerTrainConfig:
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"`precision` must be one of {PRECISIONS}. Received: {self.precision=!r}"
             )
         for name in ("epochs", "batch_size", "image_size", "hidden_dim", "num_layers"):
             value = getattr(self, name)
@@ -224,20 +268,55 @@ def shapes_root(config: CaptionerTrainConfig) -> pathlib.Path | None:
     return None
 
 
+def tfrecord_dir(config: CaptionerTrainConfig) -> str | None:
+    """The run's data when it is a TFRecord folder (`xmodal data to-tfrecord`), else None."""
+    if isinstance(config.data, str) and not config.is_shapes:
+        if config.format in ("auto", "tfrecord") and is_caption_tfrecord_dir(config.data):
+            return config.data
+    return None
+
+
 def read_caption_data(config: CaptionerTrainConfig) -> pd.DataFrame:
     """The caption DataFrame of a run's `data` (all splits)."""
     if config.is_shapes:
         return read_captions(shapes_root(config), "flickr8k")
+    if tfrecord_dir(config) is not None:
+        return read_caption_tfrecords(config.data)
     paths = [config.data] if isinstance(config.data, str) else list(config.data)
     frames = [read_captions(path, config.format) for path in paths]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Set Keras' global dtype policy inside the block (layers made there keep it)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def build_captioner_from_config(config: CaptionerTrainConfig, vocabulary_size: int) -> keras.Model:
-    """The (untrained) captioner the settings describe."""
+    """The (untrained) captioner the settings describe.
+
+    With a mixed `precision` the layers compute in float16/bfloat16 (variables stay
+    float32) and a float32 `linear` activation named `"logits_float32"` ends the model, so
+    the logits, the loss and the saved model's output are float32.
+    """
+    config = config.resolved()
+    if config.precision == "float32":
+        return _build_captioner(config, vocabulary_size)
+    with dtype_policy(config.precision):
+        model = _build_captioner(config, vocabulary_size)
+    logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(model.output)
+    return keras.Model(model.input, logits, name=model.name)
+
+
+def _build_captioner(config: CaptionerTrainConfig, vocabulary_size: int) -> keras.Model:
     from xmodal_keras.models import build_gru_captioner, build_transformer_captioner
 
-    config = config.resolved()
     encoder_kwargs = None
     if config.encoder == "small_cnn":
         encoder_kwargs = {
@@ -271,7 +350,10 @@ def build_captioner_from_config(config: CaptionerTrainConfig, vocabulary_size: i
 
 
 def _check_resumable(run: RunDirectory, config: CaptionerTrainConfig) -> None:
+    # Settings added after a run was written take their defaults (older config.json files).
+    defaults = {f.name: f.default for f in dataclasses.fields(CaptionerTrainConfig)}
     previous = run.read_config()
+    previous = {**{k: v for k, v in defaults.items() if k not in previous}, **previous}
     current = config.to_dict()
     changed = sorted(
         key
@@ -297,7 +379,10 @@ def _metrics_callbacks(
     image_paths = val.groupby("image_id", sort=True)["image_path"].first().to_dict()
     image_ids = sorted(references)[: config.val_metrics_images]
     shape = (config.image_size, config.image_size)
-    images = np.stack([load_image(image_paths[i], shape).numpy() for i in image_ids])
+    if tfrecord_dir(config) is not None:
+        images = read_tfrecord_images(config.data, "val", image_ids, shape)
+    else:
+        images = np.stack([load_image(image_paths[i], shape).numpy() for i in image_ids])
     return [
         CaptionMetricsCallback(
             tokenizer,
@@ -350,13 +435,18 @@ def train_captioner(
 ) -> RunDirectory:
     """Train a captioner with `model.fit` and write everything into a run directory.
 
-    Reads the data (shapes -> `load_shapes`, else `read_captions`), builds the vocabulary
-    on the train split, makes repeated, cached `tf.data` pipelines (`steps_per_epoch` from
-    the number of captions), builds and compiles the model inside the `tf.distribute`
-    strategy's scope and fits it with `BackupAndRestore`, `CSVLogger`, `ModelCheckpoint`
+    Creates the `tf.distribute` strategy first (multi-worker needs it before other TF ops),
+    reads the data (shapes -> `load_shapes`, a TFRecord folder -> `read_caption_tfrecords`,
+    else `read_captions`), builds the vocabulary on the train split, makes repeated, cached
+    `tf.data` pipelines (`steps_per_epoch` from the number of captions and the global
+    batch), builds and compiles the model inside the strategy's scope (in the `precision`
+    dtype policy) and fits it with `BackupAndRestore`, `CSVLogger`, `ModelCheckpoint`
     (and val BLEU-4/CIDEr every `val_metrics_every` epochs). Then writes `model.keras`,
     `vocab.txt`, `config.json` and `pictures/training_curves.png`, and prints a one-line
     summary. Calling it again on the same `out_dir` resumes the run.
+
+    Under a multi-worker strategy every worker calls this with the same arguments; only
+    the chief writes `out_dir` (see the module docstring).
 
     Args:
         config: the run settings.
@@ -365,13 +455,15 @@ def train_captioner(
         verbose: `model.fit` verbosity (`"auto"`: a progress bar). Defaults to `"auto"`.
 
     Returns:
-        The `RunDirectory`.
+        The `RunDirectory` (`out_dir`, also on the other workers).
 
     Raises:
         ValueError: bad settings, no train captions, or `out_dir` holds a run with other
             settings.
     """
     config = config.resolved()
+    strategy = get_strategy(config.strategy)
+    worker = worker_info(strategy)
     run = RunDirectory(out_dir)
     if run.has_config():
         _check_resumable(run, config)
@@ -386,7 +478,6 @@ def train_captioner(
             f"The data has no 'train' captions. Received: data={config.data!r} with splits "
             f"{sorted(frame.split.unique())}"
         )
-    run.create()
     if run.vocabulary_path.is_file() and run.has_config():
         tokenizer = CaptionTokenizer.from_vocabulary_file(
             run.vocabulary_path, config.sequence_length
@@ -398,75 +489,112 @@ def train_captioner(
             min_count=config.min_count,
             max_size=config.max_vocabulary_size,
         )
-    run.save_vocabulary(tokenizer)
-    run.write_config(config.to_dict())
+    if worker.is_chief:
+        run.create()
+        run.save_vocabulary(tokenizer)
+        run.write_config(config.to_dict())
+        work = run
+    else:
+        # The standard Keras multi-worker pattern: the others write to a temporary folder.
+        work = RunDirectory(tempfile.mkdtemp(prefix=f"xmodal_{worker.task_type}{worker.task_id}_"))
+        work.create()
 
-    strategy = get_strategy(config.strategy)
-    image_shape = (config.image_size, config.image_size)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+    learning_rate = config.learning_rate * (replicas if config.scale_learning_rate else 1)
     print(
         f"data: {len(train)} train / {len(val)} val captions, vocabulary "
-        f"{tokenizer.vocabulary_size} | strategy {type(strategy).__name__}, "
-        f"{strategy.num_replicas_in_sync} replica(s), global batch {config.batch_size}",
+        f"{tokenizer.vocabulary_size} | strategy {strategy_name(strategy)}, "
+        f"{replicas} replica(s), global batch {global_batch} = {config.batch_size} per "
+        f"replica x {replicas} | precision {config.precision}"
+        + (", XLA" if config.jit_compile else "")
+        + (f" | learning rate {learning_rate:g}" if config.scale_learning_rate else "")
+        + (f" | worker {worker.task_type}:{worker.task_id}" if worker.task_type else ""),
         flush=True,
     )
-    train_data = make_caption_dataset(
-        train,
-        tokenizer,
-        image_shape=image_shape,
-        batch_size=config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        cache=True,
-        repeat=True,
-    )
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    fit_val = {}
-    if not val.empty:
-        fit_val["validation_data"] = make_caption_dataset(
-            val,
-            tokenizer,
-            image_shape=image_shape,
-            batch_size=config.batch_size,
-            shuffle=False,
-            cache=True,
-            repeat=True,
-        )
-        fit_val["validation_steps"] = math.ceil(len(val) / config.batch_size)
+    train_data, fit_val = _datasets(config, tokenizer, train, val, global_batch)
+    steps_per_epoch = math.ceil(len(train) / global_batch)
 
     with strategy.scope():
         model = build_captioner_from_config(config, tokenizer.vocabulary_size)
         compile_captioner(
             model,
             total_steps=config.epochs * steps_per_epoch,
-            learning_rate=config.learning_rate,
+            learning_rate=learning_rate,
             warmup_steps=config.warmup_steps,
             label_smoothing=config.label_smoothing,
             weight_decay=config.weight_decay,
+            jit_compile=config.jit_compile,
         )
-    all_callbacks = [
-        *run.training_callbacks(
-            monitor="val_loss" if not val.empty else "loss",
-            metrics_callbacks=_metrics_callbacks(config, tokenizer, val),
-        ),
-        *callbacks,
-    ]
+    own_callbacks = work.training_callbacks(
+        monitor="val_loss" if not val.empty else "loss",
+        metrics_callbacks=_metrics_callbacks(config, tokenizer, val) if worker.is_chief else (),
+    )
+    backup_dir = run.backup_dir
+    if not worker.is_chief:
+        # Kept (not in the temporary folder) so that a restarted cluster resumes together.
+        backup_dir = run.backup_dir / f"worker_{worker.task_id}"
+        own_callbacks[0] = keras.callbacks.BackupAndRestore(
+            str(backup_dir), delete_checkpoint=False, double_checkpoint=True
+        )
+    # Made here, race-free: BackupAndRestore's own exists-then-makedirs of the chief's
+    # `backup/` fails when another worker makes `backup/worker_<id>/` at the same moment.
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    all_callbacks = [*own_callbacks, *callbacks]
     try:
-        history = model.fit(
-            train_data,
-            epochs=config.epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=all_callbacks,
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself
-            **fit_val,
-        )
+        with fit_under(model, strategy):
+            history = model.fit(
+                train_data,
+                epochs=config.epochs,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=all_callbacks,
+                verbose=verbose if worker.is_chief else 0,
+                shuffle=False,  # the dataset shuffles itself
+                **fit_val,
+            )
+        work.save_model(model)
     finally:
         _close_loggers(all_callbacks)
+        if not worker.is_chief:
+            shutil.rmtree(work.path, ignore_errors=True)
+    if not worker.is_chief:
+        return run
     epochs_run = len(history.epoch)
-    run.save_model(model)
     _plot_curves(run)
     print(format_summary(run, epochs_run, config.epochs, time.perf_counter() - start), flush=True)
     return run
+
+
+def _datasets(
+    config: CaptionerTrainConfig,
+    tokenizer: CaptionTokenizer,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    global_batch: int,
+) -> tuple[tf.data.Dataset, dict]:
+    """The repeated train dataset and `fit`'s validation arguments, sharded for workers:
+    by data for in-memory file lists, by file for TFRecord shards."""
+    image_shape = (config.image_size, config.image_size)
+    records = tfrecord_dir(config)
+
+    def make(frame: pd.DataFrame, split: str, shuffle: bool) -> tf.data.Dataset:
+        common = {
+            "image_shape": image_shape,
+            "batch_size": global_batch,
+            "shuffle": shuffle,
+            "seed": config.seed,
+            "cache": True,
+            "repeat": True,
+        }
+        if records is not None:
+            return make_caption_tfrecord_dataset(records, tokenizer, split=split, **common)
+        return shard_by(make_caption_dataset(frame, tokenizer, **common), "data")
+
+    fit_val = {}
+    if not val.empty:
+        fit_val["validation_data"] = make(val, "val", shuffle=False)
+        fit_val["validation_steps"] = math.ceil(len(val) / global_batch)
+    return make(train, "train", shuffle=True), fit_val
 
 
 def _close_loggers(callbacks: Sequence[keras.callbacks.Callback]) -> None:

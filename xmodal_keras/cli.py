@@ -165,6 +165,42 @@ def _cmd_train_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
+# `xmodal train fusion` flags: (FusionTrainConfig field, type, help).
+_FUSION_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("format", str, "reader for --data: auto, hateful_memes or csv (default: auto)"),
+    ("fusion", str, "concat, weighted_sum, product, gated, cross_attention, bilinear or late"),
+    ("image_size", int, "image side in pixels (default: 64)"),
+    ("encoder_hidden_dim", int, "small_cnn width (default: 64)"),
+    ("embedding_dim", int, "token embedding size (default: 64)"),
+    ("hidden_dim", int, "text encoder width (default: 64)"),
+    ("projection_dim", int, "shared space size (default: 64)"),
+    ("dropout", float, "dropout (default: 0)"),
+    ("epochs", int, "epochs (default: 10)"),
+    ("batch_size", int, "pairs per step (default: 32)"),
+    ("learning_rate", float, "peak learning rate (default: 1e-3)"),
+    ("class_weight", str, "balanced: weight classes by inverse frequency (default: none)"),
+    ("strategy", str, "auto, default, mirrored, multi_worker or tpu (default: auto)"),
+    ("seed", int, "random seed (default: 0)"),
+    ("shapes_num_images", int, "--data shapes-verify: images to generate (default: 2000)"),
+)
+
+
+def _cmd_train_fusion(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.train_fusion import FusionTrainConfig, train_fusion
+
+    settings = {
+        name: getattr(args, name) for name, _, _ in _FUSION_FLAGS if getattr(args, name) is not None
+    }
+    config = FusionTrainConfig(
+        data=args.data,
+        modalities=tuple(args.modalities.split(",")),
+        baselines=args.baselines,
+        **settings,
+    )
+    train_fusion(config, args.out)
+    return 0
+
+
 def _cmd_retrieve(args: argparse.Namespace) -> int:
     from xmodal_keras.training.train_retrieval import format_matches, retrieve
 
@@ -175,8 +211,10 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
-    from xmodal_keras.training.run_directory import RunDirectory
+    from xmodal_keras.training.run_directory import RunDirectory, run_kind
 
+    if run_kind(args.run_dir) == "fusion":
+        return _evaluate_fusion(args)
     metrics = evaluate_captioner(
         args.run_dir, split=args.split, beam_width=args.beam, max_images=args.max_images
     )
@@ -184,6 +222,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{args.split} split, {decoding} decoding")
     print(format_metrics_table(metrics))
     print(f"written to {RunDirectory(args.run_dir).metrics_dir_for(args.split, args.beam)}")
+    return 0
+
+
+def _evaluate_fusion(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.train_fusion import evaluate_fusion
+
+    for split, metrics in evaluate_fusion(args.run_dir, splits=(args.split,)).items():
+        print(
+            f"{split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}, "
+            f"AUROC {metrics['auroc']:.3f} ({metrics['num_examples']} pairs)"
+        )
     return 0
 
 
@@ -211,14 +260,28 @@ def _cmd_caption(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.run_directory import run_kind
+
+    kind = run_kind(args.run_dir)
+    if kind == "retrieval":
+        signatures = _export_retrieval(args)
+    elif kind == "fusion":
+        signatures = _export_fusion(args)
+    else:
+        signatures = _export_captioner(args)
+    print(f"exported {signatures}")
+    if args.format == "saved_model":
+        print(f"next: xmodal serve-config {args.out}")
+    return 0
+
+
+def _export_captioner(args: argparse.Namespace) -> str:
     from xmodal_keras.export.saved_model_export import export_saved_model
     from xmodal_keras.export.tflite_export import export_tflite
 
     if args.format == "tflite":
         path = export_tflite(args.run_dir, args.out, name=args.name, quantize=args.quantize)
-        print(f"exported {path} (model.tflite, vocab.txt, metadata.json)")
-        print(f"next: xmodal caption {path} IMAGE...")
-        return 0
+        return f"{path} (model.tflite, vocab.txt, metadata.json; xmodal caption {path} IMAGE)"
     path = export_saved_model(
         args.run_dir,
         base_dir=args.out,
@@ -227,11 +290,50 @@ def _cmd_export(args: argparse.Namespace) -> int:
         beam_width=args.beam_width,
         max_pixels=args.max_pixels,
     )
-    print(
-        f"exported {path} (signatures: serving_default, caption_beam, caption_pixels, embed_image)"
+    return f"{path} (signatures: serving_default, caption_beam, caption_pixels, embed_image)"
+
+
+def _export_retrieval(args: argparse.Namespace) -> str:
+    from xmodal_keras.export.dual_encoder_export import export_dual_encoder
+
+    if args.format == "tflite":
+        raise ValueError(
+            f"Retrieval runs export as SavedModels only. Received: --format tflite, {args.run_dir}"
+        )
+    path = export_dual_encoder(
+        args.run_dir,
+        base_dir=args.out,
+        name=args.name,
+        version=args.version,
+        max_pixels=args.max_pixels,
     )
-    print(f"next: xmodal serve-config {args.out}")
-    return 0
+    return f"{path} (signatures: embed_image, embed_text)"
+
+
+def _export_fusion(args: argparse.Namespace) -> str:
+    from xmodal_keras.export.fusion_export import export_fusion_classifier
+    from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite
+    from xmodal_keras.export.saved_model_export import default_model_name
+    from xmodal_keras.training.train_fusion import load_fusion_run
+
+    model, tokenizer, _ = load_fusion_run(args.run_dir)
+    name = args.name or default_model_name(args.run_dir)
+    if args.format == "tflite":
+        if args.quantize == "int8":
+            raise ValueError("Fusion classifiers export float32, float16 or dynamic TFLite files.")
+        path = export_fusion_classifier_tflite(
+            model, args.out, name=name, quantize=args.quantize, tokenizer=tokenizer
+        )
+        return f"{path} (model.tflite, vocab.txt, metadata.json; signature classify)"
+    path = export_fusion_classifier(
+        model,
+        tokenizer,
+        base_dir=args.out,
+        name=name,
+        version=args.version,
+        max_pixels=args.max_pixels,
+    )
+    return f"{path} (signatures: classify, serving_default)"
 
 
 def _cmd_serve_config(args: argparse.Namespace) -> int:
@@ -366,6 +468,23 @@ def build_parser() -> argparse.ArgumentParser:
         retrieval.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
     retrieval.add_argument("--out", required=True, help="run directory to write (or resume)")
     retrieval.set_defaults(run=_cmd_train_retrieval)
+
+    fusion = train_commands.add_parser(
+        "fusion", help="image+text classifier with a fusion strategy (and unimodal baselines)"
+    )
+    fusion.add_argument(
+        "--data", default="shapes-verify", help="shapes-verify (default) or a pair dataset path"
+    )
+    fusion.add_argument(
+        "--modalities", default="image,text", help="comma-separated (default: image,text)"
+    )
+    for name, kind, text in _FUSION_FLAGS:
+        fusion.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    fusion.add_argument(
+        "--baselines", action="store_true", help="also train image-only and text-only models"
+    )
+    fusion.add_argument("--out", required=True, help="run directory to write (or resume)")
+    fusion.set_defaults(run=_cmd_train_fusion)
 
     retrieve = commands.add_parser(
         "retrieve", help="top matches of a text or image query in a retrieval run's test index"

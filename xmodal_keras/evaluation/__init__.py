@@ -1,4 +1,5 @@
-"""Evaluation: COCO caption metrics, shapes scene faithfulness, retrieval recall@K, plots."""
+"""Evaluation: COCO caption metrics, shapes scene faithfulness, retrieval recall@K,
+classification metrics, plots."""
 
 from xmodal_keras.evaluation.caption_metrics import (
     METRIC_KEYS,
@@ -8,6 +9,13 @@ from xmodal_keras.evaluation.caption_metrics import (
     simple_tokenize,
     tokenize_captions,
     write_caption_results,
+)
+from xmodal_keras.evaluation.classification import (
+    binary_auroc,
+    classification_metrics,
+    confusion_matrix,
+    macro_f1,
+    plot_confusion_matrix,
 )
 from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
 from xmodal_keras.evaluation.plots import (
@@ -31,7 +39,12 @@ __all__ = [
     "METRIC_KEYS",
     "CaptionClaims",
     "RetrievalIndex",
+    "binary_auroc",
     "build_retrieval_index",
+    "classification_metrics",
+    "confusion_matrix",
+    "macro_f1",
+    "plot_confusion_matrix",
     "retrieval_recall",
     "FaithfulnessCheck",
     "caption_claims",

@@ -2,6 +2,9 @@
 
 from xmodal_keras.export.atomic_directory import atomic_directory, next_version
 from xmodal_keras.export.client import ServingClient, ServingError
+from xmodal_keras.export.dual_encoder_export import export_dual_encoder
+from xmodal_keras.export.fusion_export import export_fusion_classifier
+from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
 from xmodal_keras.export.image_bytes import decode_image_batch
 from xmodal_keras.export.saved_model_export import build_serving_archive, export_saved_model
@@ -18,6 +21,9 @@ __all__ = [
     "build_serving_archive",
     "caption_tflite_files",
     "decode_image_batch",
+    "export_dual_encoder",
+    "export_fusion_classifier",
+    "export_fusion_classifier_tflite",
     "export_saved_model",
     "export_tflite",
     "list_tflite_ops",

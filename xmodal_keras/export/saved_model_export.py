@@ -25,9 +25,11 @@ import json
 import os
 import pathlib
 import re
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
+from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.image_preprocessing import resize_image
@@ -36,7 +38,7 @@ from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOp
 from xmodal_keras.export.atomic_directory import atomic_directory, next_version
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
 from xmodal_keras.export.image_bytes import DEFAULT_MAX_PIXELS, decode_image_batch
-from xmodal_keras.export.warmup_requests import write_warmup_requests
+from xmodal_keras.export.warmup_requests import warmup_request, write_prediction_logs
 
 SIGNATURES = ("serving_default", "caption_beam", "caption_pixels", "embed_image")
 EXPORT_INFO_FILE = "xmodal_export.json"
@@ -102,11 +104,14 @@ def build_serving_archive(
     return archive
 
 
-def _sample_image_bytes(config) -> bytes:
-    """A real image of the run's data for the warm-up requests (a drawn one if unreadable)."""
+def sample_image_bytes(config=None) -> bytes:
+    """A real image of a run's data (its `config`) for the warm-up requests; a drawn JPEG
+    when `config` is None or its data is unreadable."""
     from xmodal_keras.training.train_captioner import read_caption_data
 
     try:
+        if config is None:
+            raise ValueError("no run config")
         return pathlib.Path(read_caption_data(config)["image_path"].iloc[0]).read_bytes()
     except (OSError, ValueError, IndexError):
         from PIL import Image, ImageDraw
@@ -160,8 +165,34 @@ def export_saved_model(
     from xmodal_keras.training.run_directory import load_captioner
 
     model, tokenizer, config = load_captioner(run_dir)
-    name = name or default_model_name(run_dir)
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+    final_dir = version_dir(base_dir, name or default_model_name(run_dir), version)
+    archive = build_serving_archive(model, tokenizer, beam_width=beam_width, max_pixels=max_pixels)
+    if warmup_image is None:
+        warmup_image = sample_image_bytes(config)
+    info = {
+        "signatures": list(SIGNATURES),
+        "image_shape": list(model.input["image"].shape[1:]),
+        "max_length": int(model.input["caption_in"].shape[1]),
+        "beam_width": beam_width,
+        "max_pixels": max_pixels,
+        "vocabulary_size": tokenizer.vocabulary_size,
+        "decoder": config.decoder,
+    }
+    warmup = [warmup_request(final_dir.parent.name, s, warmup_image) for s in SIGNATURES]
+    return write_serving_version(archive, final_dir, warmup_logs=warmup, info=info)
+
+
+def version_dir(base_dir: str | os.PathLike, name: str, version: int | None = None) -> pathlib.Path:
+    """`base_dir/name/version` after checking `name` (letters, digits, `_`, `-`) and
+    `version` (a positive int that does not exist yet; `None`: the next free number).
+
+    Example:
+
+    >>> import tempfile
+    >>> version_dir(tempfile.mkdtemp(), "fusion").name
+    '1'
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise ValueError(
             f"`name` must use letters, digits, '_' and '-' only. Received: name={name!r}"
         )
@@ -169,27 +200,33 @@ def export_saved_model(
     if version is None:
         version = next_version(model_dir)
     check_positive_int("version", version)
-    archive = build_serving_archive(model, tokenizer, beam_width=beam_width, max_pixels=max_pixels)
-    if warmup_image is None:
-        warmup_image = _sample_image_bytes(config)
-    with atomic_directory(model_dir / str(version)) as tmp_dir:
+    final_dir = model_dir / str(version)
+    if final_dir.exists():
+        raise FileExistsError(f"Refusing to overwrite an existing folder: {final_dir}")
+    return final_dir
+
+
+def write_serving_version(
+    archive: keras.export.ExportArchive,
+    final_dir: str | os.PathLike,
+    *,
+    warmup_logs: Sequence[PredictionLog],
+    info: dict,
+) -> pathlib.Path:
+    """Write `archive` to `final_dir` (a `version_dir`) atomically, for TF Serving.
+
+    In a temporary folder beside it: the SavedModel, a check that its graph has core ops
+    only (`RuntimeError` naming the others), the warm-up file of `warmup_logs` and
+    `xmodal_export.json` (`info`); then one rename. Returns `final_dir`.
+    """
+    final_dir = pathlib.Path(final_dir)
+    with atomic_directory(final_dir) as tmp_dir:
         archive.write_out(str(tmp_dir), verbose=False)
         unsupported = non_core_ops(saved_model_ops(tmp_dir))
         if unsupported:
             raise RuntimeError(
                 f"The serving graph uses ops stock TF Serving may not have: {unsupported}"
             )
-        write_warmup_requests(
-            tmp_dir, model_name=name, image_bytes=warmup_image, signatures=SIGNATURES
-        )
-        info = {
-            "signatures": list(SIGNATURES),
-            "image_shape": list(model.input["image"].shape[1:]),
-            "max_length": int(model.input["caption_in"].shape[1]),
-            "beam_width": beam_width,
-            "max_pixels": max_pixels,
-            "vocabulary_size": tokenizer.vocabulary_size,
-            "decoder": config.decoder,
-        }
+        write_prediction_logs(tmp_dir, warmup_logs)
         (tmp_dir / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    return model_dir / str(version)
+    return final_dir

@@ -256,8 +256,9 @@ def convert_captioner(
     return flatbuffer, module
 
 
-def _signature_details(flatbuffer: bytes) -> dict:
-    """Inputs and outputs (shape, dtype) of every signature, as LiteRT reads the file."""
+def signature_details(flatbuffer: bytes) -> dict:
+    """Inputs and outputs (shape, dtype) of every signature, as LiteRT reads the file
+    (the `"signatures"` entry of `metadata.json`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=flatbuffer)
@@ -318,7 +319,7 @@ def build_metadata(
         "end_id": tokenizer.end_id,
         "max_length": generator.max_length,
         "state_names": list(module.state_names),
-        "signatures": _signature_details(flatbuffer),
+        "signatures": signature_details(flatbuffer),
         "ops": sorted(list_tflite_ops(flatbuffer)),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }

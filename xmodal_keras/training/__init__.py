@@ -13,6 +13,12 @@ from xmodal_keras.training.distribute import (
 from xmodal_keras.training.run_directory import RunDirectory, load_captioner
 from xmodal_keras.training.schedules import make_learning_rate_schedule
 from xmodal_keras.training.train_captioner import CaptionerTrainConfig, train_captioner
+from xmodal_keras.training.train_fusion import (
+    FusionTrainConfig,
+    evaluate_fusion,
+    load_fusion_run,
+    train_fusion,
+)
 from xmodal_keras.training.train_retrieval import (
     RetrievalTrainConfig,
     load_dual_encoder_run,
@@ -24,10 +30,14 @@ __all__ = [
     "STRATEGY_NAMES",
     "CaptionMetricsCallback",
     "CaptionerTrainConfig",
+    "FusionTrainConfig",
     "RetrievalTrainConfig",
     "RunDirectory",
     "compile_captioner",
     "compile_dual_encoder",
+    "evaluate_fusion",
+    "load_fusion_run",
+    "train_fusion",
     "load_dual_encoder_run",
     "retrieve",
     "train_retrieval",

@@ -183,6 +183,33 @@ class RunDirectory:
         ]
 
 
+RUN_KINDS = ("captioner", "retrieval", "fusion")
+
+
+def run_kind(run_dir: str | os.PathLike) -> str:
+    """What a run directory trained: "captioner", "retrieval" or "fusion".
+
+    Read from the settings only one trainer's config has (`decoder`, `index_split`,
+    `fusion`), so older `config.json` files need no new field.
+
+    Example:
+
+    >>> import tempfile
+    >>> run = RunDirectory(tempfile.mkdtemp()).create()
+    >>> run.write_config({"decoder": "gru"})
+    >>> run_kind(run)
+    'captioner'
+    """
+    config = (run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)).read_config()
+    for key, kind in (("decoder", "captioner"), ("index_split", "retrieval"), ("fusion", "fusion")):
+        if key in config:
+            return kind
+    raise ValueError(
+        f"{os.fspath(run_dir)}: config.json is not a captioner, retrieval or fusion run. "
+        f"Received keys: {sorted(config)}"
+    )
+
+
 def load_captioner(run_dir: str | os.PathLike | RunDirectory):
     """Load a trained captioner run: `(model, tokenizer, config)`.
 

@@ -554,13 +554,13 @@ def train_captioner(
             )
         work.save_model(model)
     finally:
-        _close_loggers(all_callbacks)
+        close_loggers(all_callbacks)
         if not worker.is_chief:
             shutil.rmtree(work.path, ignore_errors=True)
     if not worker.is_chief:
         return run
     epochs_run = len(history.epoch)
-    _plot_curves(run)
+    plot_run_curves(run)
     print(format_summary(run, epochs_run, config.epochs, time.perf_counter() - start), flush=True)
     return run
 
@@ -597,7 +597,7 @@ def _datasets(
     return make(train, "train", shuffle=True), fit_val
 
 
-def _close_loggers(callbacks: Sequence[keras.callbacks.Callback]) -> None:
+def close_loggers(callbacks: Sequence[keras.callbacks.Callback]) -> None:
     """Close `CSVLogger` files: `on_train_end` does it, but not when `fit` raised."""
     for callback in callbacks:
         file = getattr(callback, "csv_file", None)
@@ -605,6 +605,7 @@ def _close_loggers(callbacks: Sequence[keras.callbacks.Callback]) -> None:
             file.close()
 
 
-def _plot_curves(run: RunDirectory) -> None:
+def plot_run_curves(run: RunDirectory) -> None:
+    """Draw `pictures/training_curves.png` from the run's `history.csv` (when it has rows)."""
     if run.history_path.is_file() and run.history_path.stat().st_size:
         plot_training_curves(run.history_path, run.pictures_dir / "training_curves.png")

@@ -45,9 +45,9 @@ from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
 from xmodal_keras.training.train_captioner import (
     SHAPES,
-    _close_loggers,
-    _plot_curves,
+    close_loggers,
     format_summary,
+    plot_run_curves,
     read_caption_data,
 )
 
@@ -354,9 +354,9 @@ def train_retrieval(
             **fit_val,
         )
     finally:
-        _close_loggers(all_callbacks)
+        close_loggers(all_callbacks)
     run.save_model(model)
-    _plot_curves(run)
+    plot_run_curves(run)
 
     image_tower = model.get_layer(IMAGE_TOWER_NAME)
     text_tower = model.get_layer(TEXT_TOWER_NAME)

@@ -1,0 +1,131 @@
+"""train_fusion: a tiny run end to end, with baselines, metrics files and resume."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xmodal_keras.training.run_directory import RunDirectory
+from xmodal_keras.training.train_fusion import (
+    BASELINES_DIR,
+    COMPARISON_FILE,
+    FIT_FILE,
+    FusionTrainConfig,
+    balanced_class_weight,
+    classification_metrics_dir,
+    evaluate_fusion,
+    is_fusion_run,
+    load_fusion_run,
+    make_fusion_dataset,
+    train_fusion,
+)
+
+METRIC_KEYS = {"accuracy", "macro_f1", "auroc", "confusion_matrix", "num_examples", "num_classes"}
+
+
+def tiny_config(data, **overrides) -> FusionTrainConfig:
+    settings = dict(
+        data=str(data),
+        image_size=32,
+        encoder_hidden_dim=8,
+        encoder_num_layers=2,
+        embedding_dim=8,
+        hidden_dim=8,
+        projection_dim=8,
+        epochs=1,
+        batch_size=16,
+        strategy="default",
+        baselines=True,
+    )
+    settings.update(overrides)
+    return FusionTrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_shapes_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fusion") / "run"
+    config = tiny_config(tiny_shapes_dir, fusion="gated")
+    return config, train_fusion(config, out, verbose=0)
+
+
+def test_run_directory_metrics_and_baselines(tiny_run):
+    config, run = tiny_run
+    assert isinstance(run, RunDirectory) and is_fusion_run(run)
+    for path in (run.config_path, run.vocabulary_path, run.model_path, run.history_path):
+        assert path.is_file(), path
+    assert FusionTrainConfig.from_dict(json.loads(run.config_path.read_text())) == (
+        config.resolved()
+    )
+    history = pd.read_csv(run.history_path)
+    assert {"loss", "accuracy", "auroc", "val_loss", "val_accuracy"} <= set(history.columns)
+    for split in ("val", "test"):
+        folder = classification_metrics_dir(run, split)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert METRIC_KEYS <= set(metrics)
+        assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["num_classes"] == 2
+        assert np.sum(metrics["confusion_matrix"]) == metrics["num_examples"] > 0
+        assert (folder / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    fit = json.loads((run.metrics_dir / FIT_FILE).read_text())
+    assert fit["params"] > 0 and fit["train_pairs_per_second"] > 0 and fit["epochs_run"] == 1
+    comparison = json.loads((run.metrics_dir / COMPARISON_FILE).read_text())
+    assert set(comparison) == {"val", "test"}
+    assert set(comparison["test"]) == {"fusion", "image_only", "text_only"}
+    for name, modalities in (("image_only", ["image"]), ("text_only", ["text"])):
+        baseline = RunDirectory(run.path / BASELINES_DIR / name)
+        assert baseline.read_config()["modalities"] == modalities
+        model, _, _ = load_fusion_run(baseline)
+        assert list(model.input) == [{"image": "images", "text": "token_ids"}[modalities[0]]]
+        assert comparison["test"][name]["params"] < comparison["test"]["fusion"]["params"]
+
+
+def test_reloaded_model_reproduces_the_metrics(tiny_run):
+    _, run = tiny_run
+    before = json.loads((classification_metrics_dir(run, "test") / "metrics.json").read_text())
+    model, tokenizer, config = load_fusion_run(run.path)
+    assert set(model.input) == {"images", "token_ids"}
+    assert (
+        model.input["token_ids"].shape[1] == config.sequence_length + 1 == 41
+    )  # a data path: 40 words
+    after = evaluate_fusion(run.path, splits=("test",))["test"]
+    assert after["confusion_matrix"] == before["confusion_matrix"]
+    assert after["auroc"] == pytest.approx(before["auroc"], abs=1e-6)
+
+
+def test_resume_extends_and_rejects_other_settings(tiny_run, capsys):
+    config, run = tiny_run
+    with pytest.raises(ValueError, match=r"other settings.*fusion: 'gated' -> 'concat'"):
+        train_fusion(dataclasses.replace(config, fusion="concat"), run.path, verbose=0)
+    capsys.readouterr()
+    train_fusion(dataclasses.replace(config, epochs=2), run.path, verbose=0)
+    history = pd.read_csv(run.history_path)
+    assert history.epoch.tolist() == [0, 1]  # epoch 0 restored, only epoch 1 trained
+    out = capsys.readouterr().out
+    assert "image_only" in out and "text_only" in out  # the table, baselines reused
+    assert out.count("trained ") == 1
+
+
+def test_dataset_keeps_only_the_modalities_inputs(tiny_shapes_dir):
+    from xmodal_keras.data.sources import read_pairs
+    from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+
+    frame = read_pairs(tiny_shapes_dir)
+    frame = frame[frame.split == "train"].head(4)
+    tokenizer = CaptionTokenizer.from_captions(frame.text, sequence_length=6)
+    inputs, labels = next(
+        iter(make_fusion_dataset(frame, tokenizer, modalities=("text",), batch_size=4))
+    )
+    assert list(inputs) == ["token_ids"] and inputs["token_ids"].shape == (4, 7)
+    assert sorted(labels.numpy().tolist()) == sorted(frame.label.tolist())
+
+
+def test_config_validation_and_class_weight():
+    with pytest.raises(ValueError, match=r"`modalities` must be distinct names .*'audio'"):
+        FusionTrainConfig(modalities=("image", "audio"))
+    with pytest.raises(ValueError, match="`fusion` must be one of"):
+        FusionTrainConfig(fusion="sum")
+    with pytest.raises(ValueError, match="Received: class_weight='auto'"):
+        FusionTrainConfig(class_weight="auto")
+    assert balanced_class_weight([0, 0, 0, 1], 2) == {0: 4 / 6, 1: 2.0}
+    assert balanced_class_weight([0, 0], 3) == {0: 1 / 3, 1: 1.0, 2: 1.0}

@@ -1,0 +1,173 @@
+"""Export a CLIP-style dual encoder as a SavedModel that TF Serving runs end to end.
+
+```
+saved_models/NAME/N/              TF Serving's layout, written atomically
+  saved_model.pb, variables/      graph + weights (core TF ops only, checked)
+  assets.extra/tf_serving_warmup_requests   one request per signature
+  xmodal_export.json              what was exported (image size, sequence length, limits)
+```
+
+Signatures (batched; no `serving_default`: a request names the one it wants):
+
+- `embed_image`: `image_bytes` string `[batch]` (JPEG/PNG/GIF/BMP, header-checked) ->
+  `embedding` float32 `[batch, D]` (the image tower's L2-normalised output);
+- `embed_text`: `text` string `[batch]` (raw text, tokenised in-graph) -> `embedding`
+  float32 `[batch, D]` (the text tower's output).
+
+The dot product of the two embeddings is the model's similarity (before its temperature).
+"""
+
+import os
+import pathlib
+
+import keras
+import tensorflow as tf
+
+from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.export.fusion_export import (
+    DEFAULT_WARMUP_TEXT,
+    IMAGE_BYTES_INPUT,
+    TEXT_INPUT,
+    check_tokenizer,
+    image_size,
+)
+from xmodal_keras.export.image_bytes import DEFAULT_MAX_PIXELS, decode_image_batch
+from xmodal_keras.export.saved_model_export import (
+    default_model_name,
+    sample_image_bytes,
+    version_dir,
+    write_serving_version,
+)
+from xmodal_keras.export.warmup_requests import prediction_log
+from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME
+
+EMBED_IMAGE_SIGNATURE = "embed_image"
+EMBED_TEXT_SIGNATURE = "embed_text"
+SIGNATURES = (EMBED_IMAGE_SIGNATURE, EMBED_TEXT_SIGNATURE)
+
+
+def _towers(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    try:
+        return model.get_layer(IMAGE_TOWER_NAME), model.get_layer(TEXT_TOWER_NAME)
+    except (ValueError, AttributeError):
+        raise ValueError(
+            f"`model` must be a `build_dual_encoder` model (sub-models {IMAGE_TOWER_NAME!r} "
+            f"and {TEXT_TOWER_NAME!r}). Received: {getattr(model, 'name', type(model).__name__)}"
+        ) from None
+
+
+def build_dual_encoder_archive(
+    model: keras.Model,
+    tokenizer: CaptionTokenizer,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> keras.export.ExportArchive:
+    """A `keras.export.ExportArchive` with `embed_image` and `embed_text`.
+
+    Args:
+        model: a `build_dual_encoder` model.
+        tokenizer: its `CaptionTokenizer` (ids as long as the text tower's input).
+        max_pixels: largest width x height an `image_bytes` input may declare.
+            Defaults to 40 megapixels.
+    """
+    check_positive_int("max_pixels", max_pixels)
+    image_tower, text_tower = _towers(model)
+    check_tokenizer(tokenizer, text_tower.input.shape[1])
+    shape = image_size(image_tower)
+
+    def embed_image(image_bytes):
+        images = decode_image_batch(image_bytes, shape, max_pixels=max_pixels)
+        return {"embedding": tf.cast(image_tower(images, training=False), tf.float32)}
+
+    def embed_text(text):
+        return {"embedding": tf.cast(text_tower(tokenizer(text), training=False), tf.float32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(tokenizer)  # its vocabulary lookup table is a resource to save
+    archive.add_endpoint(
+        EMBED_IMAGE_SIGNATURE,
+        tf.function(embed_image),
+        input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)],
+    )
+    archive.add_endpoint(
+        EMBED_TEXT_SIGNATURE,
+        tf.function(embed_text),
+        input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)],
+    )
+    return archive
+
+
+def export_dual_encoder(
+    source,
+    tokenizer: CaptionTokenizer | None = None,
+    *,
+    base_dir: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    version: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    warmup_image: bytes | None = None,
+    warmup_text: str = DEFAULT_WARMUP_TEXT,
+) -> pathlib.Path:
+    """Export a dual encoder to `base_dir/name/version/` for TF Serving (atomic write).
+
+    Args:
+        source: a finished `xmodal train retrieval` run directory (path or
+            `RunDirectory`), or a `build_dual_encoder` model (then pass `tokenizer`).
+        tokenizer: the model's `CaptionTokenizer` (only with a model `source`).
+        base_dir: the TF Serving model base folder. Defaults to `"saved_models"`.
+        name: model name. Defaults to the run folder's name (the model's name for a model).
+        version: version number; must not exist yet. Defaults to the next free number.
+        max_pixels: pixel limit checked from each image header. Defaults to 40 megapixels.
+        warmup_image: encoded image of the warm-up requests. Defaults to the run's first
+            image (a drawn JPEG for a model).
+        warmup_text: text of the warm-up requests. Defaults to `"a red circle"`.
+
+    Returns:
+        The written version folder.
+
+    Example (`xmodal export RUN --format saved_model` on a retrieval run):
+
+        export_dual_encoder("runs/clip", base_dir="saved_models", name="clip")
+    """
+    from xmodal_keras.training.run_directory import RunDirectory
+    from xmodal_keras.training.train_retrieval import load_dual_encoder_run
+
+    config = None
+    if isinstance(source, keras.Model):
+        model, default_name = source, source.name
+    elif isinstance(source, str | os.PathLike | RunDirectory):
+        if tokenizer is not None:
+            raise ValueError(
+                "A run directory brings its own tokenizer. Received: a run and a tokenizer"
+            )
+        model, tokenizer, config = load_dual_encoder_run(source)
+        default_name = default_model_name(source)
+    else:
+        raise ValueError(
+            "`source` must be a run directory or a dual encoder keras.Model. "
+            f"Received: {type(source).__name__}"
+        )
+    final_dir = version_dir(base_dir, name or default_name, version)
+    archive = build_dual_encoder_archive(model, tokenizer, max_pixels=max_pixels)
+    if warmup_image is None:
+        warmup_image = sample_image_bytes(None if config is None else config.resolved())
+    image_tower, text_tower = _towers(model)
+    info = {
+        "kind": "dual_encoder",
+        "signatures": list(SIGNATURES),
+        "image_shape": list(image_tower.input.shape[1:]),
+        "sequence_length": tokenizer.sequence_length,
+        "vocabulary_size": tokenizer.vocabulary_size,
+        "embedding_dim": int(image_tower.output.shape[-1]),
+        "max_pixels": max_pixels,
+    }
+    model_name = final_dir.parent.name
+    warmup = [
+        prediction_log(model_name, EMBED_IMAGE_SIGNATURE, {IMAGE_BYTES_INPUT: [warmup_image]}),
+        prediction_log(
+            model_name, EMBED_TEXT_SIGNATURE, {TEXT_INPUT: [warmup_text.encode("utf-8")]}
+        ),
+    ]
+    return write_serving_version(archive, final_dir, warmup_logs=warmup, info=info)

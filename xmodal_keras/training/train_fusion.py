@@ -1,0 +1,659 @@
+"""`train_fusion`: image-text pairs -> fusion classifier -> `model.fit` -> run directory.
+
+The data is the built-in shapes statement-verification task (`"shapes-verify"`: each
+image with one true and one false statement, so image-only and text-only models are at
+chance) or any pair dataset `read_pairs` reads (Hateful-Memes JSONL folder, pair CSV).
+The run directory is the captioner's layout (`RunDirectory`) plus:
+
+```
+RUN/
+  metrics/<split>_classification/metrics.json   accuracy, macro F1, AUROC, confusion matrix
+  metrics/<split>_classification/confusion_matrix.png
+  metrics/fit.json                              train time, pairs/s, parameters
+  metrics/comparison.json                       with baselines: fusion vs image-only / text-only
+  baselines/image_only/, baselines/text_only/   the unimodal runs (same layout)
+```
+
+Running `train_fusion` again on the same run directory resumes it (BackupAndRestore);
+finished baselines are reused.
+
+Example (seconds; 32x32 shapes, tiny model):
+
+>>> import tempfile
+>>> config = FusionTrainConfig(shapes_num_images=40, shapes_image_size=32, image_size=32,
+...     encoder_hidden_dim=8, embedding_dim=8, hidden_dim=8, projection_dim=8, epochs=1,
+...     batch_size=8, baselines=True)
+>>> run = train_fusion(config, tempfile.mkdtemp(), verbose=0)  # doctest: +SKIP
+>>> sorted(json.loads((run.metrics_dir / "comparison.json").read_text())["test"])  # doctest: +SKIP
+['fusion', 'image_only', 'text_only']
+"""
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from xmodal_keras.data.datasets import make_pair_dataset
+from xmodal_keras.data.shapes import load_shapes
+from xmodal_keras.data.sources import read_pairs
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
+from xmodal_keras.evaluation.classification import (
+    classification_metrics,
+    plot_confusion_matrix,
+)
+from xmodal_keras.models.fusion_classifier import (
+    CLASSIFIER_FUSIONS,
+    MODALITY_INPUTS,
+    build_fusion_classifier,
+    classifier_loss,
+)
+from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
+from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
+from xmodal_keras.training.train_captioner import close_loggers, plot_run_curves
+
+SHAPES_VERIFY = "shapes-verify"
+SPLITS = ("train", "val", "test")
+EVALUATION_SPLITS = ("val", "test")
+TRAINER_MODALITIES = ("image", "text")
+CLASS_WEIGHTS = (None, "balanced")
+BASELINES = {"image_only": ("image",), "text_only": ("text",)}
+"""Unimodal baselines trained beside the fusion model: name -> modalities."""
+BASELINES_DIR = "baselines"
+COMPARISON_FILE = "comparison.json"
+FIT_FILE = "fit.json"
+# Settings that may change when a run is resumed or extended; every other one must match.
+RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "baselines"})
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionTrainConfig:
+    """Run settings of a fusion-classifier training (written to the run as `config.json`).
+
+    Attributes:
+        data: `"shapes-verify"` (built-in statement verification, see `shapes_*`) or a
+            pair dataset path (`read_pairs`: Hateful-Memes JSONL folder or file, pair CSV).
+        format: reader for a `data` path (`"auto"`, `"hateful_memes"`, `"csv"`).
+        fusion: one of `CLASSIFIER_FUSIONS` (`"late"` averages per-modality logits).
+        modalities: subset of `("image", "text")`; one modality = a unimodal model.
+        encoder, weights, trainable_blocks, encoder_hidden_dim, encoder_num_layers,
+            image_size: the image encoder (`build_image_encoder`).
+        sequence_length: words + 1 kept per text (the text encoder reads
+            `sequence_length + 1` ids); None: 16 for shapes, 40 otherwise.
+        min_count, max_vocabulary_size: vocabulary of the train split.
+        text_encoder (`"bigru"` / `"transformer"`), embedding_dim, hidden_dim, num_layers,
+            num_heads: the text encoder (`build_text_encoder`).
+        projection_dim: shared space size. head_hidden_dim: the head's hidden layer (None:
+            `projection_dim`). dropout: projection heads and head.
+        epochs, batch_size (global), learning_rate (Adam, cosine decay to 0).
+        class_weight: None or `"balanced"` (`n / (classes * count_c)`, for imbalanced labels).
+        seed, strategy: as for the captioner.
+        baselines: also train image-only and text-only models on the same split and report
+            them beside the fusion model.
+        shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
+    """
+
+    data: str = SHAPES_VERIFY
+    format: str = "auto"
+    fusion: str = "concat"
+    modalities: tuple[str, ...] = TRAINER_MODALITIES
+    encoder: str = "small_cnn"
+    weights: str | None = None
+    trainable_blocks: int | None = None
+    encoder_hidden_dim: int | None = 64
+    encoder_num_layers: int | None = None
+    image_size: int = 64
+    sequence_length: int | None = None
+    min_count: int = 1
+    max_vocabulary_size: int | None = None
+    text_encoder: str = "bigru"
+    embedding_dim: int = 64
+    hidden_dim: int = 64
+    num_layers: int = 1
+    num_heads: int = 2
+    projection_dim: int = 64
+    head_hidden_dim: int | None = None
+    dropout: float = 0.0
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    class_weight: str | None = None
+    seed: int = 0
+    strategy: str = "auto"
+    baselines: bool = False
+    shapes_num_images: int = 2000
+    shapes_image_size: int = 64
+    shapes_seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "data", os.fspath(self.data))
+        if isinstance(self.modalities, str):
+            object.__setattr__(self, "modalities", (self.modalities,))
+        modalities = tuple(self.modalities)
+        object.__setattr__(self, "modalities", modalities)
+        if (
+            not modalities
+            or len(set(modalities)) != len(modalities)
+            or any(m not in TRAINER_MODALITIES for m in modalities)
+        ):
+            raise ValueError(
+                f"`modalities` must be distinct names from {TRAINER_MODALITIES}. "
+                f"Received: modalities={modalities!r}"
+            )
+        if self.fusion not in CLASSIFIER_FUSIONS:
+            raise ValueError(
+                f"`fusion` must be one of {CLASSIFIER_FUSIONS}. Received: fusion={self.fusion!r}"
+            )
+        if self.text_encoder not in TEXT_ENCODER_KINDS:
+            raise ValueError(
+                f"`text_encoder` must be one of {TEXT_ENCODER_KINDS}. "
+                f"Received: text_encoder={self.text_encoder!r}"
+            )
+        if self.strategy not in STRATEGY_NAMES:
+            raise ValueError(
+                f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
+            )
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(
+                f"`class_weight` must be one of {CLASS_WEIGHTS}. "
+                f"Received: class_weight={self.class_weight!r}"
+            )
+        for name in ("epochs", "batch_size", "image_size", "hidden_dim", "projection_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
+        if self.sequence_length is not None and (
+            not isinstance(self.sequence_length, int) or self.sequence_length < 2
+        ):
+            raise ValueError(
+                "`sequence_length` must be an int >= 2 or None. "
+                f"Received: sequence_length={self.sequence_length!r}"
+            )
+        if not 0 < self.learning_rate:
+            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
+
+    @property
+    def is_shapes(self) -> bool:
+        return self.data == SHAPES_VERIFY
+
+    def resolved(self) -> "FusionTrainConfig":
+        """A copy with `sequence_length` filled in and a data path made absolute."""
+        sequence_length = self.sequence_length or (16 if self.is_shapes else 40)
+        data = self.data if self.is_shapes else os.path.abspath(self.data)
+        return dataclasses.replace(self, sequence_length=sequence_length, data=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["modalities"] = list(self.modalities)
+        return data
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "FusionTrainConfig":
+        """Inverse of `to_dict` (e.g. a `config.json`); unknown keys are an error."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown fusion settings {unknown}; expected some of {sorted(known)}."
+            )
+        values = dict(values)
+        if isinstance(values.get("modalities"), list):
+            values["modalities"] = tuple(values["modalities"])
+        return cls(**values)
+
+
+def is_fusion_run(run_dir: str | os.PathLike | RunDirectory) -> bool:
+    """True when the run directory's `config.json` is a `FusionTrainConfig` (for `evaluate`)."""
+    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+    if not run.has_config():
+        return False
+    config = run.read_config()
+    return "fusion" in config and "modalities" in config
+
+
+def read_pair_data(config: FusionTrainConfig) -> pd.DataFrame:
+    """The pair DataFrame of a run's `data` (all splits)."""
+    if config.is_shapes:
+        root = load_shapes(
+            num_images=config.shapes_num_images,
+            image_size=config.shapes_image_size,
+            seed=config.shapes_seed,
+        )
+        return read_pairs(root, "hateful_memes")
+    return read_pairs(config.data, config.format)
+
+
+def labelled(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of `split` that have a label (Hateful-Memes test files have -1)."""
+    return frame[(frame.split == split) & (frame.label >= 0)]
+
+
+def balanced_class_weight(labels: Sequence[int] | np.ndarray, num_classes: int) -> dict[int, float]:
+    """`n / (num_classes * count_c)` per class (scikit-learn's "balanced"); absent classes 1.
+
+    Example:
+
+    >>> balanced_class_weight([0, 0, 0, 1], 2)
+    {0: 0.6666666666666666, 1: 2.0}
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    total = counts.sum()
+    return {
+        c: float(total / (num_classes * counts[c])) if counts[c] else 1.0
+        for c in range(num_classes)
+    }
+
+
+def build_fusion_model_from_config(
+    config: FusionTrainConfig, vocabulary_size: int, num_classes: int
+) -> keras.Model:
+    """The (untrained) fusion classifier the settings describe."""
+    config = config.resolved()
+    modalities: dict[str, dict] = {}
+    if "image" in config.modalities:
+        image: dict[str, Any] = {
+            "name": config.encoder,
+            "image_shape": (config.image_size, config.image_size, 3),
+        }
+        if config.encoder == "small_cnn":
+            image.update(hidden_dim=config.encoder_hidden_dim, num_layers=config.encoder_num_layers)
+        else:
+            image.update(weights=config.weights, trainable_blocks=config.trainable_blocks)
+        modalities["image"] = image
+    if "text" in config.modalities:
+        modalities["text"] = {
+            "vocabulary_size": vocabulary_size,
+            "sequence_length": config.sequence_length + 1,
+            "embedding_dim": config.embedding_dim,
+            "hidden_dim": config.hidden_dim,
+            "kind": config.text_encoder,
+            "num_layers": config.num_layers,
+            "num_heads": config.num_heads,
+            "dropout": config.dropout,
+        }
+    name = "fusion_classifier" if len(modalities) > 1 else f"{config.modalities[0]}_classifier"
+    return build_fusion_classifier(
+        modalities=modalities,
+        num_classes=num_classes,
+        fusion=config.fusion,
+        projection_dim=config.projection_dim,
+        hidden_dim=config.head_hidden_dim,
+        dropout=config.dropout,
+        name=name,
+    )
+
+
+def make_fusion_dataset(
+    frame: pd.DataFrame,
+    tokenizer: CaptionTokenizer,
+    *,
+    modalities: Sequence[str] = TRAINER_MODALITIES,
+    image_shape: tuple[int, int] = (64, 64),
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int | None = 0,
+    cache: bool = False,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Pair frame -> `({"images": uint8 [B,H,W,3], "token_ids": int32 [B,T+1]}, label [B])`.
+
+    `make_pair_dataset` (images decoded once per image, raw text) with the text tokenised
+    in the pipeline; only the inputs of `modalities` are kept.
+    """
+    keys = [MODALITY_INPUTS[m] for m in modalities]
+    dataset = make_pair_dataset(
+        frame,
+        image_shape=image_shape,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        cache=cache,
+        repeat=repeat,
+        check_images="none",
+    )
+
+    def to_model_inputs(inputs, labels):
+        model_inputs = {"images": inputs["image"], "token_ids": tokenizer(inputs["text"])}
+        return {key: model_inputs[key] for key in keys}, labels
+
+    return dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    )
+
+
+def _check_resumable(run: RunDirectory, config: FusionTrainConfig) -> None:
+    previous, current = run.read_config(), config.to_dict()
+    changed = sorted(
+        key
+        for key in set(previous) | set(current)
+        if key not in RESUMABLE_FIELDS and previous.get(key) != current.get(key)
+    )
+    if changed:
+        details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"{run.path} holds a run with other settings; resume it with the same settings "
+            f"(only {sorted(RESUMABLE_FIELDS)} may change) or pick another --out. "
+            f"Received: {details}"
+        )
+
+
+def classification_metrics_dir(run: RunDirectory, split: str) -> pathlib.Path:
+    """`metrics/<split>_classification/` of a run."""
+    return run.metrics_dir / f"{split}_classification"
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _compile(model: keras.Model, config: FusionTrainConfig, total_steps: int, num_classes: int):
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
+    binary = num_classes == 2
+    metrics = (
+        [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auroc")]
+        if binary
+        else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=classifier_loss(num_classes=num_classes),
+        metrics=metrics,
+    )
+
+
+def train_fusion(
+    config: FusionTrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: str | int = "auto",
+) -> RunDirectory:
+    """Train a fusion classifier with `model.fit` and write a run directory.
+
+    Reads the pairs, builds the vocabulary on the train texts, makes repeated, cached
+    `tf.data` pipelines of `({"images", "token_ids"}, label)`, builds and compiles the
+    model in the strategy's scope and fits it (`steps_per_epoch`, the run directory's
+    callbacks: BackupAndRestore, CSVLogger, checkpoints). Then saves `model.keras`,
+    evaluates val and test (`metrics/<split>_classification/`) and prints a summary.
+    With `config.baselines`, image-only and text-only runs are trained in
+    `RUN/baselines/` and compared in `metrics/comparison.json` and a printed table.
+
+    Args:
+        config: the run settings.
+        out_dir: the run directory (created; an existing run there is resumed).
+        callbacks: extra Keras callbacks.
+        verbose: `model.fit` verbosity. Defaults to `"auto"`.
+
+    Returns:
+        The `RunDirectory`.
+    """
+    config = config.resolved()
+    frame = read_pair_data(config)
+    run = _train_one(config, out_dir, frame, callbacks=callbacks, verbose=verbose)
+    if config.baselines and len(config.modalities) > 1:
+        runs = {"fusion": run}
+        for name, modalities in BASELINES.items():
+            baseline = dataclasses.replace(config, modalities=modalities, baselines=False)
+            path = run.path / BASELINES_DIR / name
+            done = RunDirectory(path).model_path.is_file() and all(
+                (classification_metrics_dir(RunDirectory(path), s) / "metrics.json").is_file()
+                for s in EVALUATION_SPLITS
+                if not labelled(frame, s).empty
+            )
+            if done:
+                _check_resumable(RunDirectory(path), baseline)
+                runs[name] = RunDirectory(path)
+            else:
+                runs[name] = _train_one(baseline, path, frame, callbacks=(), verbose=verbose)
+        comparison = compare_runs(runs)
+        path = run.metrics_dir / COMPARISON_FILE
+        path.write_text(json.dumps(comparison, indent=2, sort_keys=True) + "\n", "utf-8")
+        print(format_comparison(comparison), flush=True)
+    return run
+
+
+def _train_one(
+    config: FusionTrainConfig,
+    out_dir: str | os.PathLike,
+    frame: pd.DataFrame,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback],
+    verbose: str | int,
+) -> RunDirectory:
+    run = RunDirectory(out_dir)
+    if run.has_config():
+        _check_resumable(run, config)
+    start = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    train, val = labelled(frame, "train"), labelled(frame, "val")
+    if train.empty:
+        raise ValueError(
+            f"The data has no labelled 'train' pairs. Received: data={config.data!r} with "
+            f"splits {sorted(frame.split.unique())}"
+        )
+    num_classes = max(2, int(frame.label.max()) + 1)
+    run.create()
+    if run.vocabulary_path.is_file() and run.has_config():
+        tokenizer = CaptionTokenizer.from_vocabulary_file(
+            run.vocabulary_path, config.sequence_length
+        )
+    else:
+        tokenizer = CaptionTokenizer.from_captions(
+            train.text,
+            sequence_length=config.sequence_length,
+            min_count=config.min_count,
+            max_size=config.max_vocabulary_size,
+        )
+    run.save_vocabulary(tokenizer)
+    run.write_config(config.to_dict())
+
+    strategy = get_strategy(config.strategy)
+    image_shape = (config.image_size, config.image_size)
+    counts = np.bincount(train.label.to_numpy(np.int64), minlength=num_classes)
+    print(
+        f"data: {len(train)} train / {len(val)} val pairs, labels {counts.tolist()}, "
+        f"vocabulary {tokenizer.vocabulary_size} | modalities {'+'.join(config.modalities)}, "
+        f"fusion {config.fusion if len(config.modalities) > 1 else '-'} | "
+        f"{type(strategy).__name__}, global batch {config.batch_size}",
+        flush=True,
+    )
+
+    def dataset(rows, **kwargs):
+        return make_fusion_dataset(
+            rows,
+            tokenizer,
+            modalities=config.modalities,
+            image_shape=image_shape,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            cache=True,
+            repeat=True,
+            **kwargs,
+        )
+
+    steps_per_epoch = max(1, math.ceil(len(train) / config.batch_size))
+    fit_kwargs: dict[str, Any] = {}
+    if not val.empty:
+        fit_kwargs["validation_data"] = dataset(val, shuffle=False)
+        fit_kwargs["validation_steps"] = math.ceil(len(val) / config.batch_size)
+    if config.class_weight == "balanced":
+        fit_kwargs["class_weight"] = balanced_class_weight(train.label, num_classes)
+
+    with strategy.scope():
+        model = build_fusion_model_from_config(config, tokenizer.vocabulary_size, num_classes)
+        _compile(model, config, config.epochs * steps_per_epoch, num_classes)
+    timer = _EpochTimer()
+    all_callbacks = [
+        *run.training_callbacks(monitor="val_loss" if not val.empty else "loss"),
+        timer,
+        *callbacks,
+    ]
+    try:
+        history = model.fit(
+            dataset(train, shuffle=True),
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=all_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself
+            **fit_kwargs,
+        )
+    finally:
+        close_loggers(all_callbacks)
+    run.save_model(model)
+    plot_run_curves(run)
+    # Epochs after the first: the first one also decodes and caches the images.
+    timed = timer.seconds[1:] or timer.seconds
+    fit = {
+        "epochs_run": len(history.epoch),
+        "fit_seconds": float(sum(timer.seconds)),
+        "train_pairs_per_second": (
+            float(steps_per_epoch * config.batch_size * len(timed) / sum(timed)) if timed else None
+        ),
+        "params": int(model.count_params()),
+        "num_classes": num_classes,
+    }
+    (run.metrics_dir / FIT_FILE).write_text(json.dumps(fit, indent=2) + "\n", "utf-8")
+
+    results = evaluate_fusion(run, model=model, tokenizer=tokenizer, config=config, frame=frame)
+    shown = [
+        f"{split} acc {m['accuracy']:.3f} AUROC {m['auroc']:.3f} F1 {m['macro_f1']:.3f}"
+        for split, m in results.items()
+    ]
+    seconds = time.perf_counter() - start
+    print(
+        f"trained {'+'.join(config.modalities)} ({config.fusion}) {config.epochs} epochs in "
+        f"{seconds:.0f} s, {fit['params']:,} params | {'; '.join(shown) or 'no val/test labels'}"
+        f" | run: {run.path}",
+        flush=True,
+    )
+    return run
+
+
+def load_fusion_run(run_dir: str | os.PathLike | RunDirectory):
+    """Load a trained fusion run: `(model, tokenizer, config)`."""
+    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+    config = FusionTrainConfig.from_dict(run.read_config())
+    if not run.model_path.is_file():
+        raise FileNotFoundError(
+            f"No trained model in {run.path}: {MODEL_FILE} is missing (training did not finish; "
+            "run the same `xmodal train fusion` command again to resume)"
+        )
+    model = keras.saving.load_model(run.model_path, safe_mode=True)
+    tokenizer = CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, config.sequence_length)
+    return model, tokenizer, config
+
+
+def evaluate_fusion(
+    run_dir: str | os.PathLike | RunDirectory,
+    *,
+    splits: Sequence[str] = EVALUATION_SPLITS,
+    model: keras.Model | None = None,
+    tokenizer: CaptionTokenizer | None = None,
+    config: FusionTrainConfig | None = None,
+    frame: pd.DataFrame | None = None,
+) -> dict[str, dict]:
+    """Evaluate a fusion run on its labelled `splits`; writes
+    `metrics/<split>_classification/{metrics.json, confusion_matrix.png}`.
+
+    `xmodal evaluate RUN` calls it for fusion runs (`is_fusion_run`); `train_fusion`
+    passes its model, tokenizer, config and frame to skip reloading.
+
+    Returns:
+        `{split: classification_metrics(...)}` for the splits that have labels.
+    """
+    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+    if model is None or tokenizer is None or config is None:
+        model, tokenizer, config = load_fusion_run(run)
+    frame = read_pair_data(config) if frame is None else frame
+    num_classes = max(2, int(frame.label.max()) + 1)
+    results = {}
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"`splits` must be from {SPLITS}. Received: split={split!r}")
+        rows = labelled(frame, split)
+        if rows.empty:
+            continue
+        data = make_fusion_dataset(
+            rows,
+            tokenizer,
+            modalities=config.modalities,
+            image_shape=(config.image_size, config.image_size),
+            batch_size=config.batch_size,
+        )
+        probabilities, labels = [], []
+        for inputs, batch_labels in data:
+            probabilities.append(np.asarray(model(inputs, training=False)))
+            labels.append(batch_labels.numpy())
+        metrics = classification_metrics(
+            np.concatenate(labels), np.concatenate(probabilities), num_classes=num_classes
+        )
+        folder = classification_metrics_dir(run, split)
+        folder.mkdir(parents=True, exist_ok=True)
+        serializable = {k: _finite_or_none(v) for k, v in metrics.items()}
+        (folder / "metrics.json").write_text(
+            json.dumps(serializable, indent=2, sort_keys=True) + "\n", "utf-8"
+        )
+        plot_confusion_matrix(
+            metrics["confusion_matrix"],
+            folder / "confusion_matrix.png",
+            title=f"{'+'.join(config.modalities)} · {split}",
+        )
+        results[split] = metrics
+    return results
+
+
+def _finite_or_none(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def compare_runs(runs: dict[str, RunDirectory]) -> dict[str, dict[str, dict]]:
+    """`{split: {run name: {accuracy, macro_f1, auroc, params}}}` from finished runs."""
+    comparison: dict[str, dict[str, dict]] = {}
+    for name, run in runs.items():
+        fit_path = run.metrics_dir / FIT_FILE
+        params = json.loads(fit_path.read_text())["params"] if fit_path.is_file() else None
+        for split in EVALUATION_SPLITS:
+            path = classification_metrics_dir(run, split) / "metrics.json"
+            if path.is_file():
+                metrics = json.loads(path.read_text())
+                comparison.setdefault(split, {})[name] = {
+                    "accuracy": metrics["accuracy"],
+                    "macro_f1": metrics["macro_f1"],
+                    "auroc": metrics["auroc"],
+                    "params": params,
+                }
+    return comparison
+
+
+def format_comparison(comparison: dict[str, dict[str, dict]]) -> str:
+    """A plain-text table: one row per split and model (fusion first, then baselines)."""
+    lines = [f"{'split':<6} {'model':<12} {'accuracy':>9} {'macro F1':>9} {'AUROC':>7}"]
+    for split, models in comparison.items():
+        for name, m in models.items():
+            auroc = "n/a" if m["auroc"] is None else f"{m['auroc']:.3f}"
+            lines.append(
+                f"{split:<6} {name:<12} {m['accuracy']:>9.3f} {m['macro_f1']:>9.3f} {auroc:>7}"
+            )
+    return "\n".join(lines)

@@ -24,7 +24,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import keras
 import numpy as np
@@ -54,6 +53,7 @@ from xmodal_keras.training.distribute import (
     worker_info,
 )
 from xmodal_keras.training.run_directory import RunDirectory
+from xmodal_keras.training.run_settings import RunSettings
 
 DECODERS = ("gru", "transformer")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -67,7 +67,7 @@ RESUMABLE_FIELDS = frozenset(
 
 
 @dataclasses.dataclass(frozen=True)
-class CaptionerTrainConfig:
+class CaptionerTrainConfig(RunSettings):
     """Run settings of a captioner training (written to the run directory as `config.json`).
 
     Attributes:
@@ -109,6 +109,8 @@ class CaptionerTrainConfig:
             (0: off).
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
     """
+
+    settings_kind = "captioner"
 
     data: str | tuple[str, ...] = SHAPES
     format: str = "auto"
@@ -195,26 +197,6 @@ class CaptionerTrainConfig:
         elif not isinstance(data, str):
             data = tuple(os.path.abspath(p) for p in data)
         return dataclasses.replace(self, sequence_length=sequence_length, data=data)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        if isinstance(self.data, tuple):
-            data["data"] = list(self.data)
-        return data
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "CaptionerTrainConfig":
-        """Inverse of `to_dict` (e.g. a `config.json`); unknown keys are an error."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown captioner settings {unknown}; expected some of {sorted(known)}."
-            )
-        values = dict(values)
-        if isinstance(values.get("data"), list):
-            values["data"] = tuple(values["data"])
-        return cls(**values)
 
 
 # The settings of `xmodal demo`: about 8 minutes on 2 CPU cores (README lists what they give).

@@ -59,6 +59,7 @@ from xmodal_keras.models.fusion_classifier import (
 )
 from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
+from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.train_captioner import close_loggers, plot_run_curves
 
 SHAPES_VERIFY = "shapes-verify"
@@ -76,7 +77,7 @@ RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "baselines"})
 
 
 @dataclasses.dataclass(frozen=True)
-class FusionTrainConfig:
+class FusionTrainConfig(RunSettings):
     """Run settings of a fusion-classifier training (written to the run as `config.json`).
 
     Attributes:
@@ -101,6 +102,8 @@ class FusionTrainConfig:
             them beside the fusion model.
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
     """
+
+    settings_kind = "fusion"
 
     data: str = SHAPES_VERIFY
     format: str = "auto"
@@ -190,25 +193,6 @@ class FusionTrainConfig:
         sequence_length = self.sequence_length or (16 if self.is_shapes else 40)
         data = self.data if self.is_shapes else os.path.abspath(self.data)
         return dataclasses.replace(self, sequence_length=sequence_length, data=data)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["modalities"] = list(self.modalities)
-        return data
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "FusionTrainConfig":
-        """Inverse of `to_dict` (e.g. a `config.json`); unknown keys are an error."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown fusion settings {unknown}; expected some of {sorted(known)}."
-            )
-        values = dict(values)
-        if isinstance(values.get("modalities"), list):
-            values["modalities"] = tuple(values["modalities"])
-        return cls(**values)
 
 
 def is_fusion_run(run_dir: str | os.PathLike | RunDirectory) -> bool:

@@ -29,7 +29,6 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import keras
 import numpy as np
@@ -43,6 +42,7 @@ from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME, 
 from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
 from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
+from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.train_captioner import (
     SHAPES,
     close_loggers,
@@ -58,7 +58,7 @@ RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "index_split"})
 
 
 @dataclasses.dataclass(frozen=True)
-class RetrievalTrainConfig:
+class RetrievalTrainConfig(RunSettings):
     """Run settings of a dual-encoder training (written to the run as `config.json`).
 
     Attributes:
@@ -82,6 +82,8 @@ class RetrievalTrainConfig:
             (`"test"`, `"val"`, `"train"` or `"all"`).
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
     """
+
+    settings_kind = "retrieval"
 
     data: str | tuple[str, ...] = SHAPES
     format: str = "auto"
@@ -166,26 +168,6 @@ class RetrievalTrainConfig:
         elif not isinstance(data, str):
             data = tuple(os.path.abspath(p) for p in data)
         return dataclasses.replace(self, sequence_length=sequence_length, data=data)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        if isinstance(self.data, tuple):
-            data["data"] = list(self.data)
-        return data
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RetrievalTrainConfig":
-        """Inverse of `to_dict` (e.g. a `config.json`); unknown keys are an error."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown retrieval settings {unknown}; expected some of {sorted(known)}."
-            )
-        values = dict(values)
-        if isinstance(values.get("data"), list):
-            values["data"] = tuple(values["data"])
-        return cls(**values)
 
 
 def build_dual_encoder_from_config(

@@ -98,7 +98,7 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("attention_dim", int, "GRU additive attention size (default: hidden)"),
     ("dropout", float, "dropout rate (default: 0.1)"),
     ("epochs", int, "epochs (default: 10); rerun with more to extend a finished run"),
-    ("batch_size", int, "global batch size over all replicas (default: 64)"),
+    ("batch_size", int, "batch per replica; global = this x replicas (default: 64)"),
     ("learning_rate", float, "peak learning rate of warm-up + cosine (default: 1e-3)"),
     ("label_smoothing", float, "label smoothing (default: 0)"),
     ("seed", int, "random seed (default: 0)"),
@@ -182,6 +182,12 @@ _FUSION_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("strategy", str, "auto, default, mirrored, multi_worker or tpu (default: auto)"),
     ("seed", int, "random seed (default: 0)"),
     ("shapes_num_images", int, "--data shapes-verify: images to generate (default: 2000)"),
+    (
+        "init_from",
+        str,
+        "a finished `xmodal train retrieval` run: start the encoders from its dual encoder "
+        "(its vocabulary and encoder settings are used)",
+    ),
 )
 
 

@@ -129,3 +129,64 @@ def test_config_validation_and_class_weight():
         FusionTrainConfig(class_weight="auto")
     assert balanced_class_weight([0, 0, 0, 1], 2) == {0: 4 / 6, 1: 2.0}
     assert balanced_class_weight([0, 0], 3) == {0: 1 / 3, 1: 1.0, 2: 1.0}
+
+
+@pytest.fixture(scope="module")
+def tiny_retrieval_run(tiny_shapes_dir, tmp_path_factory):
+    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, train_retrieval
+
+    config = RetrievalTrainConfig(
+        data=str(tiny_shapes_dir),
+        image_size=32,
+        encoder_hidden_dim=8,
+        encoder_num_layers=2,
+        embedding_dim=8,
+        hidden_dim=12,  # != the fusion default, so taking the run's settings shows
+        projection_dim=8,
+        epochs=1,
+        batch_size=16,
+        strategy="default",
+    )
+    return train_retrieval(config, tmp_path_factory.mktemp("retrieval") / "run", verbose=0)
+
+
+def test_init_from_starts_the_towers_from_the_dual_encoder(
+    tiny_shapes_dir, tiny_retrieval_run, tmp_path
+):
+    from xmodal_keras.training.train_fusion import build_fusion_model_from_config
+    from xmodal_keras.training.train_retrieval import load_dual_encoder_run
+
+    dual_encoder, tokenizer, source = load_dual_encoder_run(tiny_retrieval_run)
+    config = tiny_config(
+        tiny_shapes_dir, fusion="product", init_from=tiny_retrieval_run.path, baselines=False
+    ).resolved()
+    assert config.init_from == str(tiny_retrieval_run.path)
+    assert (config.hidden_dim, config.sequence_length) == (12, source.resolved().sequence_length)
+    model = build_fusion_model_from_config(config, tokenizer.vocabulary_size, 2, dual_encoder)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    token_ids = tokenizer(["a red circle", "a blue square", "there is a large star"])
+    for modality, inputs in (("image", images), ("text", token_ids)):
+        pooled = model.get_layer(f"{modality}_encoder")(inputs)["pooled"]
+        projected = np.asarray(model.get_layer(f"{modality}_projection")(pooled))
+        projected = projected / np.linalg.norm(projected, axis=-1, keepdims=True)
+        expected = np.asarray(dual_encoder.get_layer(f"{modality}_tower")(inputs))
+        np.testing.assert_allclose(projected, expected, atol=1e-5)
+
+    run = train_fusion(dataclasses.replace(config, epochs=1), tmp_path / "run", verbose=0)
+    written = FusionTrainConfig.from_dict(run.read_config())
+    assert written == config and written.init_from == str(tiny_retrieval_run.path)
+    assert run.vocabulary_path.read_text() == tiny_retrieval_run.vocabulary_path.read_text()
+    fit = json.loads((run.metrics_dir / FIT_FILE).read_text())
+    assert fit["vocabulary_coverage"] == 1.0 and fit["init_from"] == config.init_from
+    model, _, _ = load_fusion_run(run)
+    assert model.input["token_ids"].shape[1] == config.sequence_length + 1
+
+
+def test_init_from_rejects_a_directory_that_is_not_a_retrieval_run(tiny_run, tmp_path):
+    _, fusion_run = tiny_run
+    expected = r"`init_from` must be a finished retrieval run .* Received: init_from="
+    with pytest.raises(ValueError, match=expected + r".* is a fusion run"):
+        FusionTrainConfig(init_from=fusion_run.path).resolved()
+    with pytest.raises(ValueError, match=expected + r".* has no config.json"):
+        train_fusion(FusionTrainConfig(init_from=tmp_path), tmp_path / "out", verbose=0)

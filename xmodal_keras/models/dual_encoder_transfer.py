@@ -9,7 +9,7 @@ the classifier on them and copies the projection heads when their sizes match.
 by layer name, searching nested models.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import keras
 
@@ -100,6 +100,7 @@ def build_fusion_classifier_from_dual_encoder(
     fusion: str = "concat",
     projection_dim: int | None = None,
     freeze_encoders: bool = False,
+    modalities: Sequence[str] = ("image", "text"),
     **kwargs,
 ) -> keras.Model:
     """A fusion classifier (image + text) whose encoders start from a trained dual encoder.
@@ -108,6 +109,7 @@ def build_fusion_classifier_from_dual_encoder(
     `"image_projection"` / `"text_projection"` heads start from the dual encoder's when
     `projection_dim` is the dual encoder's (the default) and `fusion` projects pooled
     vectors (not `"cross_attention"`). The fusion layer and the head start fresh.
+    `modalities=("image",)` or `("text",)` gives the unimodal baseline from one tower.
 
     Args:
         dual_encoder: a trained `build_dual_encoder` model.
@@ -116,13 +118,23 @@ def build_fusion_classifier_from_dual_encoder(
             encoder's, so the projection heads transfer too.
         freeze_encoders: keep the copied encoders frozen (linear probing of the shared
             space). Defaults to `False` (fine-tune everything).
+        modalities: the towers used, a non-empty subset of `("image", "text")`.
+            Defaults to both.
         **kwargs: more `build_fusion_classifier` arguments (`hidden_dim`, `dropout`, ...).
     """
     from xmodal_keras.models.fusion_classifier import build_fusion_classifier
 
+    if isinstance(modalities, str):
+        modalities = (modalities,)
+    modalities = tuple(modalities)
+    if not modalities or len(set(modalities)) != len(modalities) or set(modalities) - set(_TOWERS):
+        raise ValueError(
+            f"`modalities` must be distinct names from {tuple(_TOWERS)}. "
+            f"Received: modalities={modalities!r}"
+        )
     source_dim = dual_encoder.get_layer(IMAGE_TOWER_NAME).output.shape[-1]
     projection_dim = source_dim if projection_dim is None else projection_dim
-    encoders = dual_encoder_encoders(dual_encoder)
+    encoders = {m: e for m, e in dual_encoder_encoders(dual_encoder).items() if m in modalities}
     if freeze_encoders:
         for encoder in encoders.values():
             encoder.trainable = False
@@ -134,5 +146,5 @@ def build_fusion_classifier_from_dual_encoder(
         **kwargs,
     )
     if projection_dim == source_dim and fusion != "cross_attention":
-        transfer_weights_by_name(dual_encoder, classifier, ["image_projection", "text_projection"])
+        transfer_weights_by_name(dual_encoder, classifier, [f"{m}_projection" for m in encoders])
     return classifier

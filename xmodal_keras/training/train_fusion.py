@@ -17,6 +17,11 @@ RUN/
 Running `train_fusion` again on the same run directory resumes it (BackupAndRestore);
 finished baselines are reused.
 
+Transfer: with `init_from=RUN` (a finished `train_retrieval` run) the classifier's
+encoders and projection heads start from that dual encoder's towers
+(`build_fusion_classifier_from_dual_encoder`), the run's vocabulary is used as it is, and
+the encoder settings are the retrieval run's; the baselines start from the same towers.
+
 Example (seconds; 32x32 shapes, tiny model):
 
 >>> import tempfile
@@ -45,12 +50,13 @@ import tensorflow as tf
 from xmodal_keras.data.datasets import make_pair_dataset
 from xmodal_keras.data.shapes import load_shapes
 from xmodal_keras.data.sources import read_pairs
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer, normalize_caption
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
 from xmodal_keras.evaluation.classification import (
     classification_metrics,
     plot_confusion_matrix,
 )
+from xmodal_keras.models.dual_encoder_transfer import build_fusion_classifier_from_dual_encoder
 from xmodal_keras.models.fusion_classifier import (
     CLASSIFIER_FUSIONS,
     MODALITY_INPUTS,
@@ -58,9 +64,10 @@ from xmodal_keras.models.fusion_classifier import (
     classifier_loss,
 )
 from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
-from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
+from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory, run_kind
 from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.train_captioner import close_loggers, plot_run_curves
+from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, load_dual_encoder_run
 
 SHAPES_VERIFY = "shapes-verify"
 SPLITS = ("train", "val", "test")
@@ -74,6 +81,24 @@ COMPARISON_FILE = "comparison.json"
 FIT_FILE = "fit.json"
 # Settings that may change when a run is resumed or extended; every other one must match.
 RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "baselines"})
+# With `init_from`, these settings are the retrieval run's (its towers and vocabulary).
+INIT_FROM_FIELDS = (
+    "encoder",
+    "weights",
+    "trainable_blocks",
+    "encoder_hidden_dim",
+    "encoder_num_layers",
+    "image_size",
+    "sequence_length",
+    "min_count",
+    "max_vocabulary_size",
+    "text_encoder",
+    "embedding_dim",
+    "hidden_dim",
+    "num_layers",
+    "num_heads",
+    "projection_dim",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +126,11 @@ class FusionTrainConfig(RunSettings):
         baselines: also train image-only and text-only models on the same split and report
             them beside the fusion model.
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
+        init_from: None, or a finished retrieval run (`train_retrieval`) whose dual
+            encoder's towers start the encoders and projection heads (fine-tuned, fusion
+            layer and head fresh); its vocabulary is used as it is (words it lacks become
+            `<unk>`: the coverage is printed and written to `metrics/fit.json`), and
+            `resolved()` takes the `INIT_FROM_FIELDS` settings from its `config.json`.
     """
 
     settings_kind = "fusion"
@@ -136,9 +166,12 @@ class FusionTrainConfig(RunSettings):
     shapes_num_images: int = 2000
     shapes_image_size: int = 64
     shapes_seed: int = 0
+    init_from: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "data", os.fspath(self.data))
+        if self.init_from is not None:
+            object.__setattr__(self, "init_from", os.fspath(self.init_from))
         if isinstance(self.modalities, str):
             object.__setattr__(self, "modalities", (self.modalities,))
         modalities = tuple(self.modalities)
@@ -189,10 +222,61 @@ class FusionTrainConfig(RunSettings):
         return self.data == SHAPES_VERIFY
 
     def resolved(self) -> "FusionTrainConfig":
-        """A copy with `sequence_length` filled in and a data path made absolute."""
-        sequence_length = self.sequence_length or (16 if self.is_shapes else 40)
+        """A copy with `sequence_length` filled in and a data path made absolute; with
+        `init_from`, its path made absolute and the `INIT_FROM_FIELDS` read from that run.
+        """
         data = self.data if self.is_shapes else os.path.abspath(self.data)
+        if self.init_from is not None:
+            init_from = os.path.abspath(self.init_from)
+            source = read_retrieval_settings(init_from)
+            taken = {name: source[name] for name in INIT_FROM_FIELDS}
+            return dataclasses.replace(self, data=data, init_from=init_from, **taken)
+        sequence_length = self.sequence_length or (16 if self.is_shapes else 40)
         return dataclasses.replace(self, sequence_length=sequence_length, data=data)
+
+
+def read_retrieval_settings(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The resolved settings (`config.json`) of a finished retrieval run, for `init_from`.
+
+    Raises:
+        ValueError: `run_dir` is not a directory with a retrieval run's `config.json` and
+            `model.keras` (e.g. a fusion or captioner run, or an unfinished run).
+    """
+    run = RunDirectory(run_dir)
+    expected = (
+        "`init_from` must be a finished retrieval run (a directory from `xmodal train "
+        "retrieval` with config.json and model.keras)."
+    )
+    if not run.has_config():
+        raise ValueError(
+            f"{expected} Received: init_from={os.fspath(run_dir)!r} has no config.json"
+        )
+    try:
+        kind = run_kind(run)
+    except ValueError:
+        kind = "unknown"
+    if kind != "retrieval":
+        raise ValueError(f"{expected} Received: init_from={os.fspath(run_dir)!r} is a {kind} run")
+    if not run.model_path.is_file():
+        raise ValueError(
+            f"{expected} Received: init_from={os.fspath(run_dir)!r} has no {MODEL_FILE} "
+            "(training did not finish)"
+        )
+    return RetrievalTrainConfig.from_dict(run.read_config()).resolved().to_dict()
+
+
+def vocabulary_coverage(tokenizer: CaptionTokenizer, texts: Sequence[str]) -> float:
+    """The share of the words of `texts` (after `normalize_caption`) in the vocabulary.
+
+    Example:
+
+    >>> tokenizer = CaptionTokenizer.from_captions(["a red circle"], sequence_length=4)
+    >>> vocabulary_coverage(tokenizer, ["a blue circle", "a red circle"])
+    0.8333333333333334
+    """
+    known = set(tokenizer.get_vocabulary())
+    words = [word for text in texts for word in normalize_caption(str(text)).split()]
+    return sum(word in known for word in words) / len(words) if words else 1.0
 
 
 def is_fusion_run(run_dir: str | os.PathLike | RunDirectory) -> bool:
@@ -238,10 +322,31 @@ def balanced_class_weight(labels: Sequence[int] | np.ndarray, num_classes: int) 
 
 
 def build_fusion_model_from_config(
-    config: FusionTrainConfig, vocabulary_size: int, num_classes: int
+    config: FusionTrainConfig,
+    vocabulary_size: int,
+    num_classes: int,
+    dual_encoder: keras.Model | None = None,
 ) -> keras.Model:
-    """The (untrained) fusion classifier the settings describe."""
+    """The (untrained) fusion classifier the settings describe.
+
+    With `dual_encoder` (the `init_from` run's model), its towers start the encoders and
+    projection heads (`build_fusion_classifier_from_dual_encoder`).
+    """
     config = config.resolved()
+    name = (
+        "fusion_classifier" if len(config.modalities) > 1 else f"{config.modalities[0]}_classifier"
+    )
+    if dual_encoder is not None:
+        return build_fusion_classifier_from_dual_encoder(
+            dual_encoder,
+            num_classes=num_classes,
+            fusion=config.fusion,
+            projection_dim=config.projection_dim,
+            modalities=config.modalities,
+            hidden_dim=config.head_hidden_dim,
+            dropout=config.dropout,
+            name=name,
+        )
     modalities: dict[str, dict] = {}
     if "image" in config.modalities:
         image: dict[str, Any] = {
@@ -264,7 +369,6 @@ def build_fusion_model_from_config(
             "num_heads": config.num_heads,
             "dropout": config.dropout,
         }
-    name = "fusion_classifier" if len(modalities) > 1 else f"{config.modalities[0]}_classifier"
     return build_fusion_classifier(
         modalities=modalities,
         num_classes=num_classes,
@@ -434,7 +538,10 @@ def _train_one(
         )
     num_classes = max(2, int(frame.label.max()) + 1)
     run.create()
-    if run.vocabulary_path.is_file() and run.has_config():
+    dual_encoder = None
+    if config.init_from is not None:
+        dual_encoder, tokenizer, _ = load_dual_encoder_run(config.init_from)
+    elif run.vocabulary_path.is_file() and run.has_config():
         tokenizer = CaptionTokenizer.from_vocabulary_file(
             run.vocabulary_path, config.sequence_length
         )
@@ -445,6 +552,7 @@ def _train_one(
             min_count=config.min_count,
             max_size=config.max_vocabulary_size,
         )
+    coverage = vocabulary_coverage(tokenizer, train.text)
     run.save_vocabulary(tokenizer)
     run.write_config(config.to_dict())
 
@@ -453,8 +561,10 @@ def _train_one(
     counts = np.bincount(train.label.to_numpy(np.int64), minlength=num_classes)
     print(
         f"data: {len(train)} train / {len(val)} val pairs, labels {counts.tolist()}, "
-        f"vocabulary {tokenizer.vocabulary_size} | modalities {'+'.join(config.modalities)}, "
-        f"fusion {config.fusion if len(config.modalities) > 1 else '-'} | "
+        f"vocabulary {tokenizer.vocabulary_size} (covers {coverage:.1%} of train words) | "
+        f"modalities {'+'.join(config.modalities)}, "
+        f"fusion {config.fusion if len(config.modalities) > 1 else '-'}"
+        f"{f' from {config.init_from}' if config.init_from else ''} | "
         f"{type(strategy).__name__}, global batch {config.batch_size}",
         flush=True,
     )
@@ -481,7 +591,9 @@ def _train_one(
         fit_kwargs["class_weight"] = balanced_class_weight(train.label, num_classes)
 
     with strategy.scope():
-        model = build_fusion_model_from_config(config, tokenizer.vocabulary_size, num_classes)
+        model = build_fusion_model_from_config(
+            config, tokenizer.vocabulary_size, num_classes, dual_encoder=dual_encoder
+        )
         _compile(model, config, config.epochs * steps_per_epoch, num_classes)
     timer = _EpochTimer()
     all_callbacks = [
@@ -513,6 +625,8 @@ def _train_one(
         ),
         "params": int(model.count_params()),
         "num_classes": num_classes,
+        "vocabulary_coverage": coverage,
+        "init_from": config.init_from,
     }
     (run.metrics_dir / FIT_FILE).write_text(json.dumps(fit, indent=2) + "\n", "utf-8")
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.datasets import make_caption_dataset
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.shapes import load_shapes
@@ -165,9 +166,7 @@ class CaptionerTrainConfig(RunSettings):
                 f"`precision` must be one of {PRECISIONS}. Received: {self.precision=!r}"
             )
         for name in ("epochs", "batch_size", "image_size", "hidden_dim", "num_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
+            check_positive_int(name, getattr(self, name))
         if self.sequence_length is not None and (
             not isinstance(self.sequence_length, int) or self.sequence_length < 2
         ):

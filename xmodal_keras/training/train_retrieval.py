@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
@@ -137,9 +138,7 @@ class RetrievalTrainConfig(RunSettings):
                 f"Received: index_split={self.index_split!r}"
             )
         for name in ("epochs", "batch_size", "image_size", "hidden_dim", "projection_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
+            check_positive_int(name, getattr(self, name))
         if self.batch_size < 2:
             raise ValueError(
                 "`batch_size` must be >= 2 (the other pairs of a batch are the negatives). "

@@ -121,8 +121,8 @@ def test_dataset_keeps_only_the_modalities_inputs(tiny_shapes_dir):
 
 
 def test_config_validation_and_class_weight():
-    with pytest.raises(ValueError, match=r"`modalities` must be distinct names .*'audio'"):
-        FusionTrainConfig(modalities=("image", "audio"))
+    with pytest.raises(ValueError, match=r"`modalities` must be distinct names .*'smell'"):
+        FusionTrainConfig(modalities=("image", "smell"))
     with pytest.raises(ValueError, match="`fusion` must be one of"):
         FusionTrainConfig(fusion="sum")
     with pytest.raises(ValueError, match="Received: class_weight='auto'"):

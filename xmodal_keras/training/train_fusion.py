@@ -3,6 +3,8 @@
 The data is the built-in shapes statement-verification task (`"shapes-verify"`: each
 image with one true and one false statement, so image-only and text-only models are at
 chance) or any pair dataset `read_pairs` reads (Hateful-Memes JSONL folder, pair CSV).
+A pair CSV's extra columns can be side inputs: `numeric_columns` / `categorical_columns`
+(the `"tabular"` modality) and `audio_column`, WAV file paths (the `"audio"` modality).
 The run directory is the captioner's layout (`RunDirectory`) plus:
 
 ```
@@ -38,6 +40,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -49,9 +52,11 @@ import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.datasets import make_pair_dataset
+from xmodal_keras.data.pair_side_inputs import check_side_inputs, load_wav, pair_frame_lines
 from xmodal_keras.data.shapes import load_shapes
 from xmodal_keras.data.sources import read_pairs
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer, normalize_caption
+from xmodal_keras.encoders.tabular_encoder import tabular_features
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
 from xmodal_keras.evaluation.classification import (
     classification_metrics,
@@ -60,6 +65,7 @@ from xmodal_keras.evaluation.classification import (
 from xmodal_keras.models.dual_encoder_transfer import build_fusion_classifier_from_dual_encoder
 from xmodal_keras.models.fusion_classifier import (
     CLASSIFIER_FUSIONS,
+    MODALITIES,
     MODALITY_INPUTS,
     build_fusion_classifier,
     classifier_loss,
@@ -73,10 +79,19 @@ from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, load_dua
 SHAPES_VERIFY = "shapes-verify"
 SPLITS = ("train", "val", "test")
 EVALUATION_SPLITS = ("val", "test")
-TRAINER_MODALITIES = ("image", "text")
+TRAINER_MODALITIES = MODALITIES
+"""Modalities the trainer feeds: image, text, and the side inputs audio and tabular."""
+DEFAULT_MODALITIES = ("image", "text")
+# Names a tabular or audio column may not have: the pair frame's own columns (a label or
+# split column as a feature would leak) and the model's / classify signature's inputs.
+RESERVED_COLUMNS = frozenset(
+    {"id", "image_path", "text", "label", "split"}
+    | {"images", "token_ids", "audio", "tabular", "image_bytes"}
+)
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CLASS_WEIGHTS = (None, "balanced")
 BASELINES = {"image_only": ("image",), "text_only": ("text",)}
-"""Unimodal baselines trained beside the fusion model: name -> modalities."""
+"""Unimodal baselines trained beside the fusion model: name -> modalities (side inputs off)."""
 BASELINES_DIR = "baselines"
 COMPARISON_FILE = "comparison.json"
 FIT_FILE = "fit.json"
@@ -111,7 +126,10 @@ class FusionTrainConfig(RunSettings):
             pair dataset path (`read_pairs`: Hateful-Memes JSONL folder or file, pair CSV).
         format: reader for a `data` path (`"auto"`, `"hateful_memes"`, `"csv"`).
         fusion: one of `CLASSIFIER_FUSIONS` (`"late"` averages per-modality logits).
-        modalities: subset of `("image", "text")`; one modality = a unimodal model.
+        modalities: distinct names from `("image", "text", "audio", "tabular")`; one
+            modality = a unimodal model. `"tabular"` needs `numeric_columns` and/or
+            `categorical_columns`, `"audio"` needs `audio_column` (and those settings are
+            refused without their modality).
         encoder, weights, trainable_blocks, encoder_hidden_dim, encoder_num_layers,
             image_size: the image encoder (`build_image_encoder`).
         sequence_length: words + 1 kept per text (the text encoder reads
@@ -127,6 +145,24 @@ class FusionTrainConfig(RunSettings):
         baselines: also train image-only and text-only models on the same split and report
             them beside the fusion model.
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
+        numeric_columns: pair-frame columns of numbers (every value a finite number; a
+            stray word or an empty cell is an error naming file, line and column),
+            standardised with the train split's mean and variance.
+        categorical_columns: pair-frame columns of categories (any value, compared as
+            text; the train split's values form the vocabulary, others map to one
+            out-of-vocabulary index), each embedded with `tabular_embedding_dim`.
+            Columns are listed explicitly (not guessed from dtypes: `read_pairs` makes a
+            numeric column with one typo a text column). Names must be identifiers
+            (they become classify signature inputs) and not a pair or model input name
+            (`RESERVED_COLUMNS`). tabular_embedding_dim, tabular_hidden_dim: the
+            `build_tabular_encoder` sizes.
+        audio_column: a pair-frame column of WAV file paths (relative ones from the data
+            file's folder; a CSV's `audio_path` column is already absolute): 16-bit PCM at
+            `audio_sample_rate` Hz, channels averaged to mono, cropped or zero-padded to
+            `audio_samples`. Every file is decoded once before training (an unreadable one
+            is an error naming file, line and column), then again per epoch in `tf.data`.
+            audio_num_mel_bins, audio_hidden_dim: the `build_audio_encoder` (25 ms
+            windows, 10 ms hops).
         init_from: None, or a finished retrieval run (`train_retrieval`) whose dual
             encoder's towers start the encoders and projection heads (fine-tuned, fusion
             layer and head fresh); its vocabulary is used as it is (words it lacks become
@@ -139,7 +175,7 @@ class FusionTrainConfig(RunSettings):
     data: str = SHAPES_VERIFY
     format: str = "auto"
     fusion: str = "concat"
-    modalities: tuple[str, ...] = TRAINER_MODALITIES
+    modalities: tuple[str, ...] = DEFAULT_MODALITIES
     encoder: str = "small_cnn"
     weights: str | None = None
     trainable_blocks: int | None = None
@@ -168,15 +204,24 @@ class FusionTrainConfig(RunSettings):
     shapes_image_size: int = 64
     shapes_seed: int = 0
     init_from: str | None = None
+    numeric_columns: tuple[str, ...] = ()
+    categorical_columns: tuple[str, ...] = ()
+    tabular_embedding_dim: int = 8
+    tabular_hidden_dim: int = 32
+    audio_column: str | None = None
+    audio_samples: int = 16000
+    audio_sample_rate: int = 16000
+    audio_num_mel_bins: int = 40
+    audio_hidden_dim: int = 32
 
     def __post_init__(self):
         object.__setattr__(self, "data", os.fspath(self.data))
         if self.init_from is not None:
             object.__setattr__(self, "init_from", os.fspath(self.init_from))
-        if isinstance(self.modalities, str):
-            object.__setattr__(self, "modalities", (self.modalities,))
-        modalities = tuple(self.modalities)
-        object.__setattr__(self, "modalities", modalities)
+        for name in ("modalities", "numeric_columns", "categorical_columns"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        modalities = self.modalities
         if (
             not modalities
             or len(set(modalities)) != len(modalities)
@@ -215,6 +260,71 @@ class FusionTrainConfig(RunSettings):
             )
         if not 0 < self.learning_rate:
             raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
+        self._check_side_inputs()
+
+    def _check_side_inputs(self) -> None:
+        columns = [*self.numeric_columns, *self.categorical_columns]
+        if self.audio_column is not None:
+            columns.append(self.audio_column)
+        bad = [
+            c
+            for c in columns
+            if not isinstance(c, str) or not _COLUMN_NAME.fullmatch(c) or c in RESERVED_COLUMNS
+        ]
+        if bad or len(set(columns)) != len(columns):
+            raise ValueError(
+                "Side-input columns must be distinct identifiers (letters, digits, '_') other "
+                f"than {sorted(RESERVED_COLUMNS)}. Received: numeric_columns="
+                f"{self.numeric_columns!r}, categorical_columns={self.categorical_columns!r}, "
+                f"audio_column={self.audio_column!r}"
+            )
+        has_tabular = bool(self.numeric_columns or self.categorical_columns)
+        if has_tabular != ("tabular" in self.modalities):
+            raise ValueError(
+                "The 'tabular' modality and `numeric_columns` / `categorical_columns` go "
+                f"together. Received: modalities={self.modalities!r}, numeric_columns="
+                f"{self.numeric_columns!r}, categorical_columns={self.categorical_columns!r}"
+            )
+        if (self.audio_column is not None) != ("audio" in self.modalities):
+            raise ValueError(
+                "The 'audio' modality and `audio_column` go together. Received: "
+                f"modalities={self.modalities!r}, audio_column={self.audio_column!r}"
+            )
+        for name in (
+            "tabular_embedding_dim",
+            "tabular_hidden_dim",
+            "audio_samples",
+            "audio_sample_rate",
+            "audio_num_mel_bins",
+            "audio_hidden_dim",
+        ):
+            check_positive_int(name, getattr(self, name))
+        if self.init_from is not None and {"audio", "tabular"} & set(self.modalities):
+            raise ValueError(
+                "`init_from` starts the image and text encoders only; train audio or tabular "
+                f"inputs without it. Received: modalities={self.modalities!r}"
+            )
+
+    @property
+    def side_inputs(self) -> dict[str, Any]:
+        """The `make_fusion_dataset` side-input arguments of these settings."""
+        return {
+            "numeric_columns": self.numeric_columns,
+            "categorical_columns": self.categorical_columns,
+            "audio_column": self.audio_column,
+            "audio_samples": self.audio_samples,
+        }
+
+    def unimodal(self, modalities: Sequence[str]) -> "FusionTrainConfig":
+        """These settings for a baseline on `modalities`, side inputs not used dropped."""
+        return dataclasses.replace(
+            self,
+            modalities=tuple(modalities),
+            baselines=False,
+            numeric_columns=self.numeric_columns if "tabular" in modalities else (),
+            categorical_columns=self.categorical_columns if "tabular" in modalities else (),
+            audio_column=self.audio_column if "audio" in modalities else None,
+        )
 
     @property
     def is_shapes(self) -> bool:
@@ -288,15 +398,37 @@ def is_fusion_run(run_dir: str | os.PathLike | RunDirectory) -> bool:
 
 
 def read_pair_data(config: FusionTrainConfig) -> pd.DataFrame:
-    """The pair DataFrame of a run's `data` (all splits)."""
+    """The pair DataFrame of a run's `data` (all splits), its side inputs checked.
+
+    Raises:
+        DataValidationError: a problem in the data; for the side inputs (`numeric_columns`,
+            `categorical_columns`, `audio_column`) each names the data file, the line (a
+            CSV's physical line, header = 1; 1-based rows for other formats) and the column.
+    """
     if config.is_shapes:
         root = load_shapes(
             num_images=config.shapes_num_images,
             image_size=config.shapes_image_size,
             seed=config.shapes_seed,
         )
-        return read_pairs(root, "hateful_memes")
-    return read_pairs(config.data, config.format)
+        frame = read_pairs(root, "hateful_memes")
+    else:
+        frame = read_pairs(config.data, config.format)
+    if not (config.numeric_columns or config.categorical_columns or config.audio_column):
+        return frame
+    lines = None if config.is_shapes else pair_frame_lines(config.data, frame)
+    source = config.data if lines is not None else f"{config.data} (rows counted from 1)"
+    base_dir = config.data if os.path.isdir(config.data) else os.path.dirname(config.data)
+    return check_side_inputs(
+        frame,
+        numeric_columns=config.numeric_columns,
+        categorical_columns=config.categorical_columns,
+        audio_column=config.audio_column,
+        audio_sample_rate=config.audio_sample_rate,
+        source=source,
+        lines=lines,
+        base_dir=base_dir,
+    )
 
 
 def labelled(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -325,13 +457,21 @@ def build_fusion_model_from_config(
     vocabulary_size: int,
     num_classes: int,
     dual_encoder: keras.Model | None = None,
+    *,
+    frame: pd.DataFrame | None = None,
 ) -> keras.Model:
     """The (untrained) fusion classifier the settings describe.
 
     With `dual_encoder` (the `init_from` run's model), its towers start the encoders and
-    projection heads (`build_fusion_classifier_from_dual_encoder`).
+    projection heads (`build_fusion_classifier_from_dual_encoder`). A `"tabular"` model
+    needs the pair `frame`: its encoder is adapted on the frame's train split.
     """
     config = config.resolved()
+    if "tabular" in config.modalities and frame is None:
+        raise ValueError(
+            "A model with the 'tabular' modality needs the pair `frame` (its train split "
+            "adapts the normalisation and vocabularies). Received: frame=None"
+        )
     name = (
         "fusion_classifier" if len(config.modalities) > 1 else f"{config.modalities[0]}_classifier"
     )
@@ -368,6 +508,23 @@ def build_fusion_model_from_config(
             "num_heads": config.num_heads,
             "dropout": config.dropout,
         }
+    if "audio" in config.modalities:
+        modalities["audio"] = {
+            "num_samples": config.audio_samples,
+            "sample_rate": config.audio_sample_rate,
+            "frame_length": max(1, round(0.025 * config.audio_sample_rate)),
+            "frame_step": max(1, round(0.010 * config.audio_sample_rate)),
+            "num_mel_bins": config.audio_num_mel_bins,
+            "hidden_dim": config.audio_hidden_dim,
+        }
+    if "tabular" in config.modalities:
+        modalities["tabular"] = {
+            "frame": frame,
+            "numeric_columns": config.numeric_columns,
+            "categorical_columns": config.categorical_columns,
+            "embedding_dim": config.tabular_embedding_dim,
+            "hidden_dim": config.tabular_hidden_dim,
+        }
     return build_fusion_classifier(
         modalities=modalities,
         num_classes=num_classes,
@@ -383,20 +540,57 @@ def make_fusion_dataset(
     frame: pd.DataFrame,
     tokenizer: CaptionTokenizer,
     *,
-    modalities: Sequence[str] = TRAINER_MODALITIES,
+    modalities: Sequence[str] = DEFAULT_MODALITIES,
     image_shape: tuple[int, int] = (64, 64),
     batch_size: int = 32,
     shuffle: bool = False,
     seed: int | None = 0,
     cache: bool = False,
     repeat: bool = False,
+    numeric_columns: Sequence[str] = (),
+    categorical_columns: Sequence[str] = (),
+    audio_column: str | None = None,
+    audio_samples: int = 16000,
 ) -> tf.data.Dataset:
     """Pair frame -> `({"images": uint8 [B,H,W,3], "token_ids": int32 [B,T+1]}, label [B])`.
 
     `make_pair_dataset` (images decoded once per image, raw text) with the text tokenised
-    in the pipeline; only the inputs of `modalities` are kept.
+    in the pipeline; only the inputs of `modalities` are kept. Side inputs: `"tabular"`
+    is `{column: [B, 1]}` (float32 for `numeric_columns`, string for
+    `categorical_columns`, from `tabular_features`); `"audio"` is float32
+    `[B, audio_samples]`, the WAV files of `audio_column` read with `load_wav` (check
+    them first with `check_side_inputs`, as `read_pair_data` does).
     """
     keys = [MODALITY_INPUTS[m] for m in modalities]
+    if "tabular" in modalities and not (numeric_columns or categorical_columns):
+        raise ValueError(
+            "The 'tabular' modality needs `numeric_columns` and/or `categorical_columns`. "
+            f"Received: numeric_columns={numeric_columns!r}, "
+            f"categorical_columns={categorical_columns!r}"
+        )
+    if "audio" in modalities and audio_column is None:
+        raise ValueError("The 'audio' modality needs `audio_column`. Received: audio_column=None")
+    check_positive_int("audio_samples", audio_samples)
+    side = {"tabular", "audio"} & set(modalities)
+    if side:
+        # Rows travel through `make_pair_dataset` (regrouped by image) as their position
+        # in `frame`, carried in the label slot; the labels and side inputs are gathered
+        # by position afterwards.
+        label_table = tf.constant(frame["label"].to_numpy(np.int64).astype(np.int32))
+        tabular = {}
+        if "tabular" in side:
+            features = tabular_features(
+                frame, numeric_columns=numeric_columns, categorical_columns=categorical_columns
+            )
+            tabular = {column: tf.constant(values) for column, values in features.items()}
+        if "audio" in side:
+            if audio_column not in frame.columns:
+                raise ValueError(
+                    f"The frame has no audio column. Received: audio_column={audio_column!r}, "
+                    f"columns={list(frame.columns)}"
+                )
+            audio_paths = tf.constant(frame[audio_column].astype(str).tolist())
+        frame = frame.assign(label=np.arange(len(frame), dtype=np.int64))
     dataset = make_pair_dataset(
         frame,
         image_shape=image_shape,
@@ -409,7 +603,21 @@ def make_fusion_dataset(
     )
 
     def to_model_inputs(inputs, labels):
-        model_inputs = {"images": inputs["image"], "token_ids": tokenizer(inputs["text"])}
+        model_inputs = {}
+        if "images" in keys:
+            model_inputs["images"] = inputs["image"]
+        if "token_ids" in keys:
+            model_inputs["token_ids"] = tokenizer(inputs["text"])
+        if side:
+            positions, labels = labels, tf.gather(label_table, labels)
+        if "tabular" in side:
+            model_inputs["tabular"] = {c: tf.gather(v, positions) for c, v in tabular.items()}
+        if "audio" in side:
+            model_inputs["audio"] = tf.map_fn(
+                lambda path: load_wav(path, audio_samples),
+                tf.gather(audio_paths, positions),
+                fn_output_signature=tf.TensorSpec([audio_samples], tf.float32),
+            )
         return {key: model_inputs[key] for key in keys}, labels
 
     return dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
@@ -418,7 +626,9 @@ def make_fusion_dataset(
 
 
 def _check_resumable(run: RunDirectory, config: FusionTrainConfig) -> None:
-    previous, current = run.read_config(), config.to_dict()
+    # Through the dataclass, so settings added since the run was written read as defaults.
+    previous = FusionTrainConfig.from_dict(run.read_config()).to_dict()
+    current = config.to_dict()
     changed = sorted(
         key
         for key in set(previous) | set(current)
@@ -474,12 +684,13 @@ def train_fusion(
 ) -> RunDirectory:
     """Train a fusion classifier with `model.fit` and write a run directory.
 
-    Reads the pairs, builds the vocabulary on the train texts, makes repeated, cached
-    `tf.data` pipelines of `({"images", "token_ids"}, label)`, builds and compiles the
+    Reads the pairs (side inputs checked), builds the vocabulary on the train texts, makes
+    repeated, cached `tf.data` pipelines of `({"images", "token_ids"}, label)` (plus
+    `"audio"` and `"tabular"` with those modalities), builds and compiles the
     model in the strategy's scope and fits it (`steps_per_epoch`, the run directory's
     callbacks: BackupAndRestore, CSVLogger, checkpoints). Then saves `model.keras`,
     evaluates val and test (`metrics/<split>_classification/`) and prints a summary.
-    With `config.baselines`, image-only and text-only runs are trained in
+    With `config.baselines`, image-only and text-only runs (no side inputs) are trained in
     `RUN/baselines/` and compared in `metrics/comparison.json` and a printed table.
 
     Args:
@@ -497,7 +708,7 @@ def train_fusion(
     if config.baselines and len(config.modalities) > 1:
         runs = {"fusion": run}
         for name, modalities in BASELINES.items():
-            baseline = dataclasses.replace(config, modalities=modalities, baselines=False)
+            baseline = config.unimodal(modalities)
             path = run.path / BASELINES_DIR / name
             done = RunDirectory(path).model_path.is_file() and all(
                 (classification_metrics_dir(RunDirectory(path), s) / "metrics.json").is_file()
@@ -578,6 +789,7 @@ def _train_one(
             seed=config.seed,
             cache=True,
             repeat=True,
+            **config.side_inputs,
             **kwargs,
         )
 
@@ -591,7 +803,7 @@ def _train_one(
 
     with strategy.scope():
         model = build_fusion_model_from_config(
-            config, tokenizer.vocabulary_size, num_classes, dual_encoder=dual_encoder
+            config, tokenizer.vocabulary_size, num_classes, dual_encoder=dual_encoder, frame=frame
         )
         _compile(model, config, config.epochs * steps_per_epoch, num_classes)
     timer = _EpochTimer()
@@ -694,6 +906,7 @@ def evaluate_fusion(
             modalities=config.modalities,
             image_shape=(config.image_size, config.image_size),
             batch_size=config.batch_size,
+            **config.side_inputs,
         )
         probabilities, labels = [], []
         for inputs, batch_labels in data:

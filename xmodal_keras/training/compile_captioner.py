@@ -4,7 +4,7 @@ import keras
 
 from xmodal_keras.losses.masked_caption_loss import MaskedCaptionLoss
 from xmodal_keras.metrics.masked_token_accuracy import MaskedTokenAccuracy
-from xmodal_keras.training.schedules import make_learning_rate_schedule
+from xmodal_keras.training.schedules import make_adamw_optimizer
 
 
 def compile_captioner(
@@ -50,13 +50,12 @@ def compile_captioner(
         raise ValueError(
             f"`total_steps` must be an int >= 1. Received: total_steps={total_steps!r}"
         )
-    if warmup_steps is None:
-        warmup_steps = max(1, total_steps // 20) if total_steps > 1 else 0
-    schedule = make_learning_rate_schedule(
-        peak_learning_rate=learning_rate, total_steps=total_steps, warmup_steps=warmup_steps
-    )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, clipnorm=clipnorm
+    optimizer = make_adamw_optimizer(
+        learning_rate=learning_rate,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        clipnorm=clipnorm,
     )
     model.compile(
         optimizer=optimizer,

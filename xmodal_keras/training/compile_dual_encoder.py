@@ -3,7 +3,7 @@
 import keras
 
 from xmodal_keras.losses.info_nce_loss import InfoNCELoss
-from xmodal_keras.training.schedules import make_learning_rate_schedule
+from xmodal_keras.training.schedules import make_adamw_optimizer
 
 
 def compile_dual_encoder(
@@ -46,14 +46,13 @@ def compile_dual_encoder(
         raise ValueError(
             f"`total_steps` must be an int >= 1. Received: total_steps={total_steps!r}"
         )
-    if warmup_steps is None:
-        warmup_steps = max(1, total_steps // 20) if total_steps > 1 else 0
-    schedule = make_learning_rate_schedule(
-        peak_learning_rate=learning_rate, total_steps=total_steps, warmup_steps=warmup_steps
+    optimizer = make_adamw_optimizer(
+        learning_rate=learning_rate,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        clipnorm=clipnorm,
+        no_weight_decay=("logit_scale", "bias", "gamma", "beta"),
     )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, clipnorm=clipnorm
-    )
-    optimizer.exclude_from_weight_decay(var_names=["logit_scale", "bias", "gamma", "beta"])
     model.compile(optimizer=optimizer, loss=InfoNCELoss(), jit_compile=jit_compile)
     return model

@@ -6,7 +6,7 @@ from xmodal_keras.losses.info_nce_loss import InfoNCELoss
 from xmodal_keras.losses.masked_caption_loss import MaskedCaptionLoss
 from xmodal_keras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from xmodal_keras.models.multitask_captioner import CAPTION_OUTPUT, CONTRASTIVE_OUTPUT
-from xmodal_keras.training.schedules import make_learning_rate_schedule
+from xmodal_keras.training.schedules import make_adamw_optimizer
 
 
 def compile_multitask_captioner(
@@ -71,15 +71,14 @@ def compile_multitask_captioner(
             "`contrastive_weight` must be a number >= 0. "
             f"Received: contrastive_weight={contrastive_weight!r}"
         )
-    if warmup_steps is None:
-        warmup_steps = max(1, total_steps // 20) if total_steps > 1 else 0
-    schedule = make_learning_rate_schedule(
-        peak_learning_rate=learning_rate, total_steps=total_steps, warmup_steps=warmup_steps
+    optimizer = make_adamw_optimizer(
+        learning_rate=learning_rate,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        clipnorm=clipnorm,
+        no_weight_decay=("logit_scale", "bias", "gamma", "beta"),
     )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, clipnorm=clipnorm
-    )
-    optimizer.exclude_from_weight_decay(var_names=["logit_scale", "bias", "gamma", "beta"])
     model.compile(
         optimizer=optimizer,
         loss={

@@ -74,3 +74,38 @@ def make_learning_rate_schedule(
         warmup_steps=warmup_steps,
         name="warmup_cosine_decay",
     )
+
+
+def make_adamw_optimizer(
+    *,
+    learning_rate: float,
+    total_steps: int,
+    warmup_steps: int | None,
+    weight_decay: float,
+    clipnorm: float | None,
+    no_weight_decay: tuple[str, ...] = (),
+) -> keras.optimizers.AdamW:
+    """AdamW on `make_learning_rate_schedule`, as every `compile_*` helper uses it.
+
+    `warmup_steps=None` warms up over the first 5 % of `total_steps` (at least one
+    step; none for a one-step run). Variables whose names contain any of
+    `no_weight_decay` (e.g. `"bias"`, `"gamma"`) get no weight decay.
+
+    Example:
+
+    >>> optimizer = make_adamw_optimizer(learning_rate=1e-3, total_steps=100,
+    ...     warmup_steps=None, weight_decay=1e-4, clipnorm=1.0)
+    >>> round(float(optimizer.learning_rate), 6)
+    0.0
+    """
+    if warmup_steps is None:
+        warmup_steps = max(1, total_steps // 20) if total_steps > 1 else 0
+    schedule = make_learning_rate_schedule(
+        peak_learning_rate=learning_rate, total_steps=total_steps, warmup_steps=warmup_steps
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=weight_decay, clipnorm=clipnorm
+    )
+    if no_weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=list(no_weight_decay))
+    return optimizer

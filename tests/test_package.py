@@ -36,6 +36,12 @@ EXAMPLES = {
     "ContrastiveLogits": lambda: _cls("ContrastiveLogits")(initial_temperature=0.1),
     "PaddingMask": lambda: _cls("PaddingMask")(pad_id=0),
     "InfoNCELoss": lambda: _cls("InfoNCELoss")(),
+    "CaptionerTextReader": lambda: _cls("CaptionerTextReader")(
+        _cls("TransformerCaptionDecoder")(
+            vocabulary_size=9, sequence_length=5, hidden_dim=4, num_heads=2
+        ).get_config(),
+        grid_shape=(4, 6),
+    ),
 }
 
 

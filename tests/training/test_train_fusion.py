@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from captioner_runs import untrained_run
 
 from xmodal_keras.training.run_directory import RunDirectory
 from xmodal_keras.training.train_fusion import (
@@ -183,10 +184,55 @@ def test_init_from_starts_the_towers_from_the_dual_encoder(
     assert model.input["token_ids"].shape[1] == config.sequence_length + 1
 
 
-def test_init_from_rejects_a_directory_that_is_not_a_retrieval_run(tiny_run, tmp_path):
+def test_init_from_rejects_a_run_it_cannot_start_from(tiny_run, tiny_shapes_dir, tmp_path):
     _, fusion_run = tiny_run
-    expected = r"`init_from` must be a finished retrieval run .* Received: init_from="
+    expected = (
+        r"`init_from` must be a finished retrieval run or Transformer captioner run .* "
+        r"Received: init_from="
+    )
     with pytest.raises(ValueError, match=expected + r".* is a fusion run"):
         FusionTrainConfig(init_from=fusion_run.path).resolved()
     with pytest.raises(ValueError, match=expected + r".* has no config.json"):
         train_fusion(FusionTrainConfig(init_from=tmp_path), tmp_path / "out", verbose=0)
+    gru = untrained_run(tiny_shapes_dir, tmp_path / "gru", decoder="gru")
+    with pytest.raises(ValueError, match=expected + r".* is a gru captioner run"):
+        FusionTrainConfig(init_from=gru.path).resolved()
+
+
+def test_init_from_a_transformer_captioner_run(tiny_shapes_dir, tmp_path):
+    from xmodal_keras.training.run_directory import load_captioner
+    from xmodal_keras.training.train_fusion import build_fusion_model_from_config
+
+    source = untrained_run(tiny_shapes_dir, tmp_path / "captioner", decoder="transformer")
+    captioner, _, source_config = load_captioner(source)
+    config = tiny_config(
+        tiny_shapes_dir, init_from=source.path, image_size=64, baselines=False
+    ).resolved()
+    assert (config.fusion, config.image_size) == ("cross_attention", source_config.image_size)
+    assert config.sequence_length == source_config.sequence_length == 12
+    run = train_fusion(config, tmp_path / "run", verbose=0)
+    assert run.vocabulary_path.read_text() == source.vocabulary_path.read_text()
+    model, tokenizer, written = load_fusion_run(run)
+    assert written == config
+    assert model.input["token_ids"].shape[1] == captioner.input["caption_in"].shape[1] + 1
+    assert model.get_layer("captioner_text_reader").decoder.hidden_dim == 8
+    # The baselines start from the same captioner layers (built here, not trained).
+    for modalities, inputs in ((("text",), ["token_ids"]), (("image",), ["images"])):
+        baseline = build_fusion_model_from_config(
+            config.unimodal(modalities), tokenizer.vocabulary_size, 2, captioner
+        )
+        assert sorted(baseline.input) == inputs
+
+
+def test_a_source_trained_on_other_shapes_data_is_warned_about(tiny_shapes_dir, tmp_path, capsys):
+    from xmodal_keras.training.train_fusion import _warn_about_other_shapes_data
+
+    source = untrained_run(tiny_shapes_dir, tmp_path / "captioner", decoder="transformer")
+    source.write_config({**source.read_config(), "data": "shapes", "shapes_num_images": 300})
+    same = FusionTrainConfig(init_from=source.path, shapes_num_images=300).resolved()
+    _warn_about_other_shapes_data(same)
+    assert capsys.readouterr().out == ""
+    _warn_about_other_shapes_data(dataclasses.replace(same, shapes_num_images=200))
+    printed = capsys.readouterr().out
+    assert "trained on other shapes data ({'shapes_num_images': 300," in printed
+    assert "its training images may be in this run's val and test splits" in printed

@@ -1,5 +1,6 @@
 """Trainable task models, one builder per file."""
 
+from xmodal_keras.models.captioner_transfer import build_fusion_classifier_from_captioner
 from xmodal_keras.models.cross_modal_autoencoder import (
     build_cross_modal_autoencoder,
     cross_modal_autoencoder_targets,
@@ -21,6 +22,12 @@ from xmodal_keras.models.fusion_classifier import (
     classifier_loss,
 )
 from xmodal_keras.models.gru_captioner import build_gru_captioner
+from xmodal_keras.models.multitask_captioner import (
+    build_multitask_captioner,
+    captioner_from_multitask,
+    multitask_captioner_targets,
+    multitask_retrieval_towers,
+)
 from xmodal_keras.models.transformer_captioner import build_transformer_captioner
 
 __all__ = [
@@ -29,13 +36,18 @@ __all__ = [
     "build_cross_modal_autoencoder",
     "build_dual_encoder",
     "build_fusion_classifier",
+    "build_fusion_classifier_from_captioner",
     "build_fusion_classifier_from_dual_encoder",
     "build_gru_captioner",
     "build_image_tower",
+    "build_multitask_captioner",
     "build_text_tower",
     "build_transformer_captioner",
+    "captioner_from_multitask",
     "classifier_loss",
     "cross_modal_autoencoder_targets",
+    "multitask_captioner_targets",
+    "multitask_retrieval_towers",
     "shared_code_model",
     "transfer_weights_by_name",
 ]

@@ -154,7 +154,7 @@ def build_fusion_classifier(
     units = 1 if num_classes == 2 and not multi_label else num_classes
     if fusion == "late" and len(modalities) > 1:
         per_modality = [
-            _head(
+            classifier_logits(
                 ProjectionHead(projection_dim, dropout=dropout, name=f"{m}_projection")(
                     encoded[m]["pooled"]
                 ),
@@ -186,14 +186,8 @@ def build_fusion_classifier(
                     name="fusion",
                     **_default_fusion_kwargs(fusion, projection_dim, fusion_kwargs),
                 )(projected)
-        logits = _head(fused, hidden_dim, units, dropout, prefix="")
-    if output == "logits":
-        return keras.Model(inputs, logits, name=name)
-    activation = "sigmoid" if units == 1 or multi_label else "softmax"
-    probabilities = keras.layers.Activation(activation, name="probabilities", dtype="float32")(
-        logits
-    )
-    return keras.Model(inputs, probabilities, name=name)
+        logits = classifier_logits(fused, hidden_dim, units, dropout, prefix="")
+    return keras.Model(inputs, classifier_output(logits, units, multi_label, output), name=name)
 
 
 def classifier_loss(
@@ -320,7 +314,20 @@ def _cross_attention(encoded: dict, token_ids, projection_dim: int, dropout: flo
     )
 
 
-def _head(x, hidden_dim: int, units: int, dropout: float, *, prefix: str):
+def classifier_logits(x, hidden_dim: int, units: int, dropout: float, *, prefix: str = ""):
+    """The classification head on features `x`: `Dense(hidden_dim, relu) -> dropout ->
+    Dense(units)` (float32 logits, layers named `f"{prefix}head_dense"`, ... `"logits"`).
+    """
     x = keras.layers.Dense(hidden_dim, activation="relu", name=f"{prefix}head_dense")(x)
     x = keras.layers.Dropout(dropout, name=f"{prefix}head_dropout")(x)
     return keras.layers.Dense(units, name=f"{prefix}logits", dtype="float32")(x)
+
+
+def classifier_output(logits, units: int, multi_label: bool, output: str):
+    """`logits` as they are (`output="logits"`) or through the head's activation, a layer
+    named `"probabilities"`: sigmoid for one unit or multi-label, softmax otherwise.
+    """
+    if output == "logits":
+        return logits
+    activation = "sigmoid" if units == 1 or multi_label else "softmax"
+    return keras.layers.Activation(activation, name="probabilities", dtype="float32")(logits)

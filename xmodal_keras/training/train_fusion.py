@@ -19,10 +19,12 @@ RUN/
 Running `train_fusion` again on the same run directory resumes it (BackupAndRestore);
 finished baselines are reused.
 
-Transfer: with `init_from=RUN` (a finished `train_retrieval` run) the classifier's
-encoders and projection heads start from that dual encoder's towers
-(`build_fusion_classifier_from_dual_encoder`), the run's vocabulary is used as it is, and
-the encoder settings are the retrieval run's; the baselines start from the same towers.
+Transfer: with `init_from=RUN` the classifier starts from a trained run and uses its
+vocabulary as it is; the encoder settings are that run's and the baselines start from the
+same layers. A retrieval run (`train_retrieval`): the encoders and projection heads start
+from the dual encoder's towers (`build_fusion_classifier_from_dual_encoder`). A Transformer
+captioner run (`train_captioner`): the captioner's image encoder and decoder read the
+text against the image, as cross-attention fusion (`build_fusion_classifier_from_captioner`).
 
 Example (seconds; 32x32 shapes, tiny model):
 
@@ -62,6 +64,7 @@ from xmodal_keras.evaluation.classification import (
     classification_metrics,
     plot_confusion_matrix,
 )
+from xmodal_keras.models.captioner_transfer import build_fusion_classifier_from_captioner
 from xmodal_keras.models.dual_encoder_transfer import build_fusion_classifier_from_dual_encoder
 from xmodal_keras.models.fusion_classifier import (
     CLASSIFIER_FUSIONS,
@@ -71,9 +74,14 @@ from xmodal_keras.models.fusion_classifier import (
     classifier_loss,
 )
 from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
-from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory, run_kind
+from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory, load_captioner, run_kind
 from xmodal_keras.training.run_settings import RunSettings
-from xmodal_keras.training.train_captioner import close_loggers, plot_run_curves
+from xmodal_keras.training.schedules import make_adamw_optimizer
+from xmodal_keras.training.train_captioner import (
+    CaptionerTrainConfig,
+    close_loggers,
+    plot_run_curves,
+)
 from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, load_dual_encoder_run
 
 SHAPES_VERIFY = "shapes-verify"
@@ -97,8 +105,9 @@ COMPARISON_FILE = "comparison.json"
 FIT_FILE = "fit.json"
 # Settings that may change when a run is resumed or extended; every other one must match.
 RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "baselines"})
-# With `init_from`, these settings are the retrieval run's (its towers and vocabulary).
-INIT_FROM_FIELDS = (
+# With `init_from` a Transformer captioner run: its image encoder, vocabulary and text length
+# (and `fusion` reads "cross_attention": the captioner's decoder is the fusion).
+CAPTIONER_INIT_FROM_FIELDS = (
     "encoder",
     "weights",
     "trainable_blocks",
@@ -108,6 +117,10 @@ INIT_FROM_FIELDS = (
     "sequence_length",
     "min_count",
     "max_vocabulary_size",
+)
+# With `init_from` a retrieval run: those and its text tower's settings.
+INIT_FROM_FIELDS = (
+    *CAPTIONER_INIT_FROM_FIELDS,
     "text_encoder",
     "embedding_dim",
     "hidden_dim",
@@ -115,6 +128,8 @@ INIT_FROM_FIELDS = (
     "num_heads",
     "projection_dim",
 )
+INIT_FROM_KINDS = ("retrieval", "captioner")
+"""Run kinds `init_from` accepts."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +154,9 @@ class FusionTrainConfig(RunSettings):
             num_heads: the text encoder (`build_text_encoder`).
         projection_dim: shared space size. head_hidden_dim: the head's hidden layer (None:
             `projection_dim`). dropout: projection heads and head.
-        epochs, batch_size (global), learning_rate (Adam, cosine decay to 0).
+        epochs, batch_size (global), learning_rate: AdamW (`make_adamw_optimizer`: weight
+            decay 1e-4, gradients clipped to norm 1), warm-up over the first 5 % of the
+            steps, then cosine decay to 0.
         class_weight: None or `"balanced"` (`n / (classes * count_c)`, for imbalanced labels).
         seed, strategy: as for the captioner.
         baselines: also train image-only and text-only models on the same split and report
@@ -163,11 +180,16 @@ class FusionTrainConfig(RunSettings):
             is an error naming file, line and column), then again per epoch in `tf.data`.
             audio_num_mel_bins, audio_hidden_dim: the `build_audio_encoder` (25 ms
             windows, 10 ms hops).
-        init_from: None, or a finished retrieval run (`train_retrieval`) whose dual
-            encoder's towers start the encoders and projection heads (fine-tuned, fusion
-            layer and head fresh); its vocabulary is used as it is (words it lacks become
-            `<unk>`: the coverage is printed and written to `metrics/fit.json`), and
-            `resolved()` takes the `INIT_FROM_FIELDS` settings from its `config.json`.
+        init_from: None, or a finished run to start from (everything fine-tuned, the head
+            fresh); its vocabulary is used as it is (words it lacks become `<unk>`: the
+            coverage is printed and written to `metrics/fit.json`). A retrieval run
+            (`train_retrieval`): the dual encoder's towers start the encoders and
+            projection heads (the fusion layer starts fresh) and `resolved()` takes the
+            `INIT_FROM_FIELDS` from its `config.json`. A Transformer captioner run
+            (`train_captioner`, `decoder="transformer"`): its image encoder and decoder
+            read the text against the image (`build_fusion_classifier_from_captioner`),
+            `resolved()` takes the `CAPTIONER_INIT_FROM_FIELDS` and sets `fusion` to
+            `"cross_attention"`; text encoder and projection settings are unused.
     """
 
     settings_kind = "fusion"
@@ -332,46 +354,58 @@ class FusionTrainConfig(RunSettings):
 
     def resolved(self) -> "FusionTrainConfig":
         """A copy with `sequence_length` filled in and a data path made absolute; with
-        `init_from`, its path made absolute and the `INIT_FROM_FIELDS` read from that run.
+        `init_from`, its path made absolute and the `INIT_FROM_FIELDS` (retrieval run) or
+        `CAPTIONER_INIT_FROM_FIELDS` (captioner run) read from that run.
         """
         data = self.data if self.is_shapes else os.path.abspath(self.data)
         if self.init_from is not None:
             init_from = os.path.abspath(self.init_from)
-            source = read_retrieval_settings(init_from)
-            taken = {name: source[name] for name in INIT_FROM_FIELDS}
+            kind, source = read_init_from_settings(init_from)
+            if kind == "captioner":
+                taken = {name: source[name] for name in CAPTIONER_INIT_FROM_FIELDS}
+                taken["fusion"] = "cross_attention"
+            else:
+                taken = {name: source[name] for name in INIT_FROM_FIELDS}
             return dataclasses.replace(self, data=data, init_from=init_from, **taken)
         sequence_length = self.sequence_length or (16 if self.is_shapes else 40)
         return dataclasses.replace(self, sequence_length=sequence_length, data=data)
 
 
-def read_retrieval_settings(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The resolved settings (`config.json`) of a finished retrieval run, for `init_from`.
+def read_init_from_settings(run_dir: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """`(kind, settings)` of a finished run `init_from` can start from.
+
+    `kind` is `"retrieval"` or `"captioner"` (`INIT_FROM_KINDS`), `settings` the run's
+    resolved `config.json`.
 
     Raises:
-        ValueError: `run_dir` is not a directory with a retrieval run's `config.json` and
-            `model.keras` (e.g. a fusion or captioner run, or an unfinished run).
+        ValueError: `run_dir` is not a directory with a retrieval or Transformer captioner
+            run's `config.json` and `model.keras` (e.g. a fusion run, a GRU captioner or an
+            unfinished run).
     """
     run = RunDirectory(run_dir)
     expected = (
-        "`init_from` must be a finished retrieval run (a directory from `xmodal train "
-        "retrieval` with config.json and model.keras)."
+        "`init_from` must be a finished retrieval run or Transformer captioner run (a "
+        "directory from `xmodal train retrieval` or `xmodal train captioner --decoder "
+        "transformer` with config.json and model.keras)."
     )
+    received = f"Received: init_from={os.fspath(run_dir)!r}"
     if not run.has_config():
-        raise ValueError(
-            f"{expected} Received: init_from={os.fspath(run_dir)!r} has no config.json"
-        )
+        raise ValueError(f"{expected} {received} has no config.json")
     try:
         kind = run_kind(run)
     except ValueError:
         kind = "unknown"
-    if kind != "retrieval":
-        raise ValueError(f"{expected} Received: init_from={os.fspath(run_dir)!r} is a {kind} run")
+    if kind not in INIT_FROM_KINDS:
+        raise ValueError(f"{expected} {received} is a {kind} run")
+    if kind == "captioner":
+        settings = CaptionerTrainConfig.from_dict(run.read_config()).resolved()
+        if settings.decoder != "transformer":
+            raise ValueError(f"{expected} {received} is a {settings.decoder} captioner run")
+    else:
+        settings = RetrievalTrainConfig.from_dict(run.read_config()).resolved()
     if not run.model_path.is_file():
-        raise ValueError(
-            f"{expected} Received: init_from={os.fspath(run_dir)!r} has no {MODEL_FILE} "
-            "(training did not finish)"
-        )
-    return RetrievalTrainConfig.from_dict(run.read_config()).resolved().to_dict()
+        raise ValueError(f"{expected} {received} has no {MODEL_FILE} (training did not finish)")
+    return kind, settings.to_dict()
 
 
 def vocabulary_coverage(tokenizer: CaptionTokenizer, texts: Sequence[str]) -> float:
@@ -456,15 +490,18 @@ def build_fusion_model_from_config(
     config: FusionTrainConfig,
     vocabulary_size: int,
     num_classes: int,
-    dual_encoder: keras.Model | None = None,
+    init_model: keras.Model | None = None,
     *,
     frame: pd.DataFrame | None = None,
 ) -> keras.Model:
     """The (untrained) fusion classifier the settings describe.
 
-    With `dual_encoder` (the `init_from` run's model), its towers start the encoders and
-    projection heads (`build_fusion_classifier_from_dual_encoder`). A `"tabular"` model
-    needs the pair `frame`: its encoder is adapted on the frame's train split.
+    With `init_model` (the `init_from` run's model, `load_init_from_run`): a dual encoder's
+    towers start the encoders and projection heads
+    (`build_fusion_classifier_from_dual_encoder`); a captioner's image encoder and decoder
+    read the text against the image (`build_fusion_classifier_from_captioner`). A
+    `"tabular"` model needs the pair `frame`: its encoder is adapted on the frame's train
+    split.
     """
     config = config.resolved()
     if "tabular" in config.modalities and frame is None:
@@ -475,9 +512,18 @@ def build_fusion_model_from_config(
     name = (
         "fusion_classifier" if len(config.modalities) > 1 else f"{config.modalities[0]}_classifier"
     )
-    if dual_encoder is not None:
+    if init_model is not None and read_init_from_settings(config.init_from)[0] == "captioner":
+        return build_fusion_classifier_from_captioner(
+            init_model,
+            num_classes=num_classes,
+            modalities=config.modalities,
+            hidden_dim=config.head_hidden_dim or config.projection_dim,
+            dropout=config.dropout,
+            name=name,
+        )
+    if init_model is not None:
         return build_fusion_classifier_from_dual_encoder(
-            dual_encoder,
+            init_model,
             num_classes=num_classes,
             fusion=config.fusion,
             projection_dim=config.projection_dim,
@@ -661,7 +707,6 @@ class _EpochTimer(keras.callbacks.Callback):
 
 
 def _compile(model: keras.Model, config: FusionTrainConfig, total_steps: int, num_classes: int):
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
     binary = num_classes == 2
     metrics = (
         [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auroc")]
@@ -669,7 +714,13 @@ def _compile(model: keras.Model, config: FusionTrainConfig, total_steps: int, nu
         else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=make_adamw_optimizer(
+            learning_rate=config.learning_rate,
+            total_steps=total_steps,
+            warmup_steps=None,
+            weight_decay=1e-4,
+            clipnorm=1.0,
+        ),
         loss=classifier_loss(num_classes=num_classes),
         metrics=metrics,
     )
@@ -703,6 +754,7 @@ def train_fusion(
         The `RunDirectory`.
     """
     config = config.resolved()
+    _warn_about_other_shapes_data(config)
     frame = read_pair_data(config)
     run = _train_one(config, out_dir, frame, callbacks=callbacks, verbose=verbose)
     if config.baselines and len(config.modalities) > 1:
@@ -727,6 +779,26 @@ def train_fusion(
     return run
 
 
+_SHAPES_FIELDS = ("shapes_num_images", "shapes_image_size", "shapes_seed")
+
+
+def _warn_about_other_shapes_data(config: FusionTrainConfig) -> None:
+    """Print a warning when `init_from` trained on other shapes data than this run's: its
+    train images may then be in this run's val and test splits (an optimistic score)."""
+    if config.init_from is None or not config.is_shapes:
+        return
+    _, source = read_init_from_settings(config.init_from)
+    theirs = {name: source.get(name) for name in _SHAPES_FIELDS}
+    ours = {name: getattr(config, name) for name in _SHAPES_FIELDS}
+    if source.get("data") == "shapes" and theirs != ours:
+        print(
+            f"warning: {config.init_from} trained on other shapes data ({theirs}) than this "
+            f"run ({ours}); its training images may be in this run's val and test splits. "
+            "Use the same shapes settings for a fair test score.",
+            flush=True,
+        )
+
+
 def _train_one(
     config: FusionTrainConfig,
     out_dir: str | os.PathLike,
@@ -748,9 +820,9 @@ def _train_one(
         )
     num_classes = max(2, int(frame.label.max()) + 1)
     run.create()
-    dual_encoder = None
+    init_model = None
     if config.init_from is not None:
-        dual_encoder, tokenizer, _ = load_dual_encoder_run(config.init_from)
+        init_model, tokenizer = load_init_from_run(config.init_from)
     elif run.vocabulary_path.is_file() and run.has_config():
         tokenizer = CaptionTokenizer.from_vocabulary_file(
             run.vocabulary_path, config.sequence_length
@@ -803,7 +875,7 @@ def _train_one(
 
     with strategy.scope():
         model = build_fusion_model_from_config(
-            config, tokenizer.vocabulary_size, num_classes, dual_encoder=dual_encoder, frame=frame
+            config, tokenizer.vocabulary_size, num_classes, init_model, frame=frame
         )
         _compile(model, config, config.epochs * steps_per_epoch, num_classes)
     timer = _EpochTimer()
@@ -854,6 +926,13 @@ def _train_one(
         flush=True,
     )
     return run
+
+
+def load_init_from_run(run_dir: str | os.PathLike) -> tuple[keras.Model, CaptionTokenizer]:
+    """`(model, tokenizer)` of a run `init_from` accepts (`read_init_from_settings`)."""
+    kind, _ = read_init_from_settings(run_dir)
+    loaded = load_captioner(run_dir) if kind == "captioner" else load_dual_encoder_run(run_dir)
+    return loaded[0], loaded[1]
 
 
 def load_fusion_run(run_dir: str | os.PathLike | RunDirectory):

@@ -1,11 +1,17 @@
 """`xmodal train fusion` -> `xmodal evaluate` -> `xmodal export` in subprocesses, the way a
-user runs them, on the tiny shapes dataset's statement-verification view."""
+user runs them, on the tiny shapes dataset's statement-verification view; the side-input flags
+(tabular columns, audio) parsed into `FusionTrainConfig` and one tiny run on a pair CSV."""
 
 import json
+import pathlib
 
 import numpy as np
+import pytest
 import tensorflow as tf
+from pair_csvs import make_pair_csv
 from test_cli import run_xmodal
+
+from xmodal_keras.cli import _fusion_config, build_parser, main
 
 TINY_FLAGS = [
     "--image-size=32",
@@ -45,3 +51,93 @@ def test_train_evaluate_and_export_a_fusion_run(tiny_shapes_dir, tmp_path):
     refused = run_xmodal("export", str(run), "--format", "tflite", "--quantize", "int8")
     assert refused.returncode != 0
     assert "Fusion classifiers export float32, float16 or dynamic" in refused.stderr
+
+
+def fusion_config(*argv: str):
+    """The `FusionTrainConfig` that `xmodal train fusion ARGV` trains with."""
+    return _fusion_config(build_parser().parse_args(["train", "fusion", *argv, "--out", "run"]))
+
+
+def test_side_input_flags_set_their_config_fields():
+    config = fusion_config(
+        "--data=pairs.csv",
+        "--numeric-columns=age, income",
+        "--categorical-columns=city",
+        "--audio-column=clip",
+        "--audio-samples=800",
+        "--audio-sample-rate=8000",
+        "--audio-num-mel-bins=16",
+        "--audio-hidden-dim=6",
+        "--tabular-embedding-dim=4",
+        "--tabular-hidden-dim=5",
+        "--head-hidden-dim=7",
+    )
+    assert config.data == "pairs.csv"
+    assert config.modalities == ("image", "text", "tabular", "audio")
+    assert config.numeric_columns == ("age", "income")
+    assert config.categorical_columns == ("city",)
+    assert config.audio_column == "clip"
+    assert (config.audio_samples, config.audio_sample_rate) == (800, 8000)
+    assert (config.audio_num_mel_bins, config.audio_hidden_dim) == (16, 6)
+    assert (config.tabular_embedding_dim, config.tabular_hidden_dim) == (4, 5)
+    assert config.head_hidden_dim == 7
+
+
+def test_modalities_default_to_image_text_plus_the_side_inputs_given():
+    plain = fusion_config()
+    assert plain.modalities == ("image", "text")
+    assert plain.numeric_columns == () and plain.audio_column is None
+    assert plain.audio_samples == 16000
+    assert fusion_config("--numeric-columns=age").modalities == ("image", "text", "tabular")
+    assert fusion_config("--categorical-columns=a,b").modalities == ("image", "text", "tabular")
+    assert fusion_config("--audio-column=clip").modalities == ("image", "text", "audio")
+    explicit = fusion_config("--modalities=text,tabular", "--categorical-columns=city")
+    assert explicit.modalities == ("text", "tabular")
+
+
+def test_inconsistent_side_input_flags_are_refused(capsys, tmp_path):
+    # An explicit --modalities wins; the config reports the column it does not use.
+    argv = ["train", "fusion", "--modalities=image,text", "--numeric-columns=age"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+    assert (
+        "xmodal: error: The 'tabular' modality and `numeric_columns` / `categorical_columns` "
+        "go together. Received: modalities=('image', 'text'), numeric_columns=('age',)"
+        in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        fusion_config("--numeric-columns=age,,income")
+    error = capsys.readouterr().err
+    assert "--numeric-columns: expected comma-separated names, got 'age,,income'" in error
+
+
+@pytest.fixture(scope="module")
+def side_pairs_csv(tmp_path_factory) -> pathlib.Path:
+    """`make_pair_csv`: 18 rows of 16x16 images with columns age, height, color, audio_path."""
+    return make_pair_csv(tmp_path_factory.mktemp("pairs"))[0]
+
+
+@pytest.mark.slow  # 30-40 s; the tabular training itself is tested in test_train_fusion_side_inputs
+def test_train_fusion_with_tabular_columns(side_pairs_csv, tmp_path):
+    run = tmp_path / "run"
+    flags = [f for f in TINY_FLAGS if not f.startswith(("--image-size", "--batch-size"))]
+    trained = run_xmodal(
+        "train",
+        "fusion",
+        "--data",
+        str(side_pairs_csv),
+        *flags,
+        "--image-size=16",
+        "--batch-size=4",
+        "--tabular-hidden-dim=4",
+        "--numeric-columns=age,height",
+        "--categorical-columns=color",
+        "--out",
+        str(run),
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    config = json.loads((run / "config.json").read_text())
+    assert config["modalities"] == ["image", "text", "tabular"]
+    assert config["numeric_columns"] == ["age", "height"]
+    assert config["categorical_columns"] == ["color"]
+    assert config["audio_column"] is None and config["tabular_hidden_dim"] == 4

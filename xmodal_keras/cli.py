@@ -10,6 +10,7 @@ Example:
     xmodal export runs/t --format saved_model --name captioner
     xmodal train retrieval --data shapes --epochs 8 --out runs/clip
     xmodal retrieve runs/clip --query "a small red circle"
+    xmodal train fusion --data pairs.csv --numeric-columns age,income --out runs/fusion
     xmodal serve-config saved_models
     xmodal predict --server localhost:8501 --model captioner photo.jpg
     xmodal demo
@@ -20,6 +21,10 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xmodal_keras.training.train_fusion import FusionTrainConfig
 
 # Quiet TensorFlow's C++ start-up chatter for command-line use; library users keep control.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,6 +35,14 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    """`"age, income"` -> `("age", "income")`: a comma-separated list of names."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
 
 
 def _cmd_data_shapes(args: argparse.Namespace) -> int:
@@ -174,6 +187,7 @@ _FUSION_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("embedding_dim", int, "token embedding size (default: 64)"),
     ("hidden_dim", int, "text encoder width (default: 64)"),
     ("projection_dim", int, "shared space size (default: 64)"),
+    ("head_hidden_dim", int, "the classification head's hidden layer (default: projection dim)"),
     ("dropout", float, "dropout (default: 0)"),
     ("epochs", int, "epochs (default: 10)"),
     ("batch_size", int, "pairs per step (default: 32)"),
@@ -185,25 +199,82 @@ _FUSION_FLAGS: tuple[tuple[str, type, str], ...] = (
     (
         "init_from",
         str,
-        "a finished `xmodal train retrieval` run: start the encoders from its dual encoder "
-        "(its vocabulary and encoder settings are used)",
+        "a finished run to start from, its vocabulary and encoder settings used: an `xmodal "
+        "train retrieval` run (the dual encoder's towers start the encoders) or a Transformer "
+        "captioner run, e.g. runs/demo (its encoder and decoder read the text against the "
+        "image: cross_attention fusion)",
+    ),
+    (
+        "audio_column",
+        str,
+        "pair-data column of WAV file paths (16-bit PCM; relative ones from the data file's "
+        "folder); adds the audio modality",
+    ),
+    (
+        "audio_samples",
+        int,
+        "samples per clip: longer ones cropped, shorter zero-padded (default: 16000)",
+    ),
+    ("audio_sample_rate", int, "sample rate every WAV file must have, in Hz (default: 16000)"),
+    (
+        "audio_num_mel_bins",
+        int,
+        "audio encoder: mel bands of the log-mel spectrogram (default: 40)",
+    ),
+    ("audio_hidden_dim", int, "audio encoder width (default: 32)"),
+    (
+        "tabular_embedding_dim",
+        int,
+        "tabular encoder: size of each category's embedding (default: 8)",
+    ),
+    ("tabular_hidden_dim", int, "tabular encoder width (default: 32)"),
+)
+
+# `xmodal train fusion` comma-separated list flags: (FusionTrainConfig field, help).
+_FUSION_LIST_FLAGS: tuple[tuple[str, str], ...] = (
+    (
+        "numeric_columns",
+        "comma-separated pair-data columns of numbers, standardised with the train split's "
+        "mean and variance; adds the tabular modality",
+    ),
+    (
+        "categorical_columns",
+        "comma-separated pair-data columns of categories, embedded (values the train split "
+        "lacks share one index); adds the tabular modality",
     ),
 )
 
 
-def _cmd_train_fusion(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.train_fusion import FusionTrainConfig, train_fusion
+def _fusion_modalities(args: argparse.Namespace) -> tuple[str, ...]:
+    """`--modalities`, or image and text plus the side inputs that columns were given for."""
+    if args.modalities is not None:
+        return args.modalities
+    modalities = ("image", "text")
+    if args.numeric_columns or args.categorical_columns:
+        modalities += ("tabular",)
+    if args.audio_column is not None:
+        modalities += ("audio",)
+    return modalities
 
-    settings = {
-        name: getattr(args, name) for name, _, _ in _FUSION_FLAGS if getattr(args, name) is not None
-    }
-    config = FusionTrainConfig(
+
+def _fusion_config(args: argparse.Namespace) -> "FusionTrainConfig":
+    """The `FusionTrainConfig` of parsed `xmodal train fusion` arguments."""
+    from xmodal_keras.training.train_fusion import FusionTrainConfig
+
+    names = [name for name, _, _ in _FUSION_FLAGS] + [name for name, _ in _FUSION_LIST_FLAGS]
+    settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return FusionTrainConfig(
         data=args.data,
-        modalities=tuple(args.modalities.split(",")),
+        modalities=_fusion_modalities(args),
         baselines=args.baselines,
         **settings,
     )
-    train_fusion(config, args.out)
+
+
+def _cmd_train_fusion(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.train_fusion import train_fusion
+
+    train_fusion(_fusion_config(args), args.out)
     return 0
 
 
@@ -476,16 +547,25 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval.set_defaults(run=_cmd_train_retrieval)
 
     fusion = train_commands.add_parser(
-        "fusion", help="image+text classifier with a fusion strategy (and unimodal baselines)"
+        "fusion",
+        help="image+text (+tabular, audio) classifier with a fusion strategy (and unimodal "
+        "baselines)",
     )
     fusion.add_argument(
         "--data", default="shapes-verify", help="shapes-verify (default) or a pair dataset path"
     )
     fusion.add_argument(
-        "--modalities", default="image,text", help="comma-separated (default: image,text)"
+        "--modalities",
+        type=_name_list,
+        help="comma-separated from image, text, tabular, audio (default: image,text, plus "
+        "tabular with --numeric-columns/--categorical-columns, plus audio with --audio-column)",
     )
     for name, kind, text in _FUSION_FLAGS:
         fusion.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    for name, text in _FUSION_LIST_FLAGS:
+        fusion.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=_name_list, metavar="COLUMNS", help=text
+        )
     fusion.add_argument(
         "--baselines", action="store_true", help="also train image-only and text-only models"
     )

@@ -3,6 +3,7 @@
 from xmodal_keras.training.callbacks import CaptionMetricsCallback
 from xmodal_keras.training.compile_captioner import compile_captioner
 from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
+from xmodal_keras.training.compile_multitask_captioner import compile_multitask_captioner
 from xmodal_keras.training.distribute import (
     STRATEGY_NAMES,
     fit_under,
@@ -35,6 +36,7 @@ __all__ = [
     "RunDirectory",
     "compile_captioner",
     "compile_dual_encoder",
+    "compile_multitask_captioner",
     "evaluate_fusion",
     "load_fusion_run",
     "train_fusion",

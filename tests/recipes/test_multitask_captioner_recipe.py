@@ -5,9 +5,14 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 RECIPE = pathlib.Path(__file__).parents[2] / "recipes" / "multitask_captioner.py"
 
 
+# Slow like the other recipe runs (tests/recipes/test_recipes.py); the model it trains is
+# tested directly in tests/models/.
+@pytest.mark.slow
 def test_multitask_captioner_recipe_runs(tiny_shapes_dir, tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(

@@ -65,3 +65,21 @@ def test_bad_arguments(kwargs, message):
     kwargs = {"peak_learning_rate": 1e-3, "total_steps": 100, **kwargs}
     with pytest.raises(ValueError, match=message):
         make_learning_rate_schedule(**kwargs)
+
+
+@pytest.mark.parametrize("total_steps", [0, -3, True, 2.5])
+def test_adamw_optimizer_refuses_a_bad_step_count(total_steps):
+    # The one check every compile helper (captioner, dual encoder, multi-task, fusion) gets.
+    from xmodal_keras.training.schedules import make_adamw_optimizer
+
+    with pytest.raises(
+        ValueError,
+        match=rf"`total_steps` must be a positive int\. Received: total_steps={total_steps!r}",
+    ):
+        make_adamw_optimizer(
+            learning_rate=1e-3,
+            total_steps=total_steps,
+            warmup_steps=None,
+            weight_decay=1e-4,
+            clipnorm=1.0,
+        )

@@ -46,10 +46,6 @@ def compile_captioner(
     >>> compile_captioner(model, total_steps=100).loss.name
     'masked_caption_loss'
     """
-    if not isinstance(total_steps, int) or total_steps < 1:
-        raise ValueError(
-            f"`total_steps` must be an int >= 1. Received: total_steps={total_steps!r}"
-        )
     optimizer = make_adamw_optimizer(
         learning_rate=learning_rate,
         total_steps=total_steps,

@@ -42,10 +42,6 @@ def compile_dual_encoder(
     >>> compile_dual_encoder(model, total_steps=10).loss.name
     'info_nce_loss'
     """
-    if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-        raise ValueError(
-            f"`total_steps` must be an int >= 1. Received: total_steps={total_steps!r}"
-        )
     optimizer = make_adamw_optimizer(
         learning_rate=learning_rate,
         total_steps=total_steps,

@@ -58,10 +58,6 @@ def compile_multitask_captioner(
     >>> {name: loss.name for name, loss in model.loss.items()}
     {'caption': 'masked_caption_loss', 'contrastive': 'info_nce_loss'}
     """
-    if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-        raise ValueError(
-            f"`total_steps` must be an int >= 1. Received: total_steps={total_steps!r}"
-        )
     if (
         isinstance(contrastive_weight, bool)
         or not isinstance(contrastive_weight, int | float)

@@ -10,6 +10,8 @@ built-in, so a compiled model's optimizer saves and reloads it with
 
 import keras
 
+from xmodal_keras.argument_checks import check_positive_int
+
 
 def make_learning_rate_schedule(
     *,
@@ -89,7 +91,8 @@ def make_adamw_optimizer(
 
     `warmup_steps=None` warms up over the first 5 % of `total_steps` (at least one
     step; none for a one-step run). Variables whose names contain any of
-    `no_weight_decay` (e.g. `"bias"`, `"gamma"`) get no weight decay.
+    `no_weight_decay` (e.g. `"bias"`, `"gamma"`) get no weight decay. `total_steps`
+    must be a positive int (a `ValueError` names it otherwise).
 
     Example:
 
@@ -98,6 +101,7 @@ def make_adamw_optimizer(
     >>> round(float(optimizer.learning_rate), 6)
     0.0
     """
+    check_positive_int("total_steps", total_steps)
     if warmup_steps is None:
         warmup_steps = max(1, total_steps // 20) if total_steps > 1 else 0
     schedule = make_learning_rate_schedule(

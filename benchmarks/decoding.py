@@ -1,11 +1,12 @@
 """Caption decoding speed: in-graph greedy with KV cache vs a per-token Python loop.
 
 Prints captions per second, in the same run, on the same weights and the same images,
-for each decoder (Transformer, GRU) and batch size:
+for each decoder (Transformer, GRU, LSTM) and batch size:
 
 - ours: `CaptionGenerator(model, tokenizer).generate(images)` -- the image is encoded
   once, then one `tf.while_loop` inside a `tf.function` runs the decoder's `step` for the
-  whole batch (Transformer: key/value caches written with core ops; GRU: the recurrent state);
+  whole batch (Transformer: key/value caches written with core ops; GRU, LSTM: the recurrent
+  state);
 - full-model loop (the baseline of issue 3): the keras.io way, a Python loop over
   positions that calls the whole captioner, `model.predict_on_batch({"image",
   "caption_in"})`, on the prefix padded to `sequence_length` and takes the argmax of
@@ -42,14 +43,18 @@ from xmodal_keras.data.text_tokenizer import (
     CaptionTokenizer,
 )
 from xmodal_keras.decoding import CaptionGenerator
-from xmodal_keras.models import build_gru_captioner, build_transformer_captioner
+from xmodal_keras.models import (
+    build_gru_captioner,
+    build_lstm_captioner,
+    build_transformer_captioner,
+)
 from xmodal_keras.models.captioner_parts import CAPTION_DECODER_NAME, IMAGE_ENCODER_NAME
 
 NEVER_CHOSEN = (PAD_ID, START_ID, END_ID)
 
 
 def build_models(args: argparse.Namespace) -> dict[str, keras.Model]:
-    """Both captioners, random weights, with pad/start/end made impossible to pick."""
+    """The captioners, random weights, with pad/start/end made impossible to pick."""
     common = {
         "vocabulary_size": args.vocabulary_size,
         "sequence_length": args.length,
@@ -66,6 +71,9 @@ def build_models(args: argparse.Namespace) -> dict[str, keras.Model]:
             **common,
         ),
         "gru": build_gru_captioner(
+            embedding_dim=args.hidden_dim, hidden_dim=args.hidden_dim, **common
+        ),
+        "lstm": build_lstm_captioner(
             embedding_dim=args.hidden_dim, hidden_dim=args.hidden_dim, **common
         ),
     }
@@ -92,7 +100,8 @@ def make_decoder_only_loop(model: keras.Model):
     encoder = model.get_layer(IMAGE_ENCODER_NAME)
     decoder = model.get_layer(CAPTION_DECODER_NAME)
     encode = tf.function(lambda images: encoder(tf.cast(images, tf.float32), training=False))
-    # Both decoders take (token_ids, grid, pooled); the Transformer ignores `pooled`.
+    # Every decoder takes (token_ids, grid, pooled); the Transformer ignores `pooled`, the
+    # LSTM `grid`.
     decode = tf.function(
         lambda token_ids, grid, pooled: decoder(token_ids, grid, pooled, training=False)
     )
@@ -178,7 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per cell (median)")
-    parser.add_argument("--decoders", nargs="+", default=["transformer", "gru"])
+    parser.add_argument("--decoders", nargs="+", default=["transformer", "gru", "lstm"])
     parser.add_argument("--length", type=int, default=20, help="tokens generated per caption")
     parser.add_argument("--vocabulary-size", type=int, default=50)
     parser.add_argument("--image-size", type=int, default=64)
@@ -189,7 +198,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for name in args.decoders:
-        if name not in ("transformer", "gru"):
+        if name not in ("transformer", "gru", "lstm"):
             parser.error(f"--decoders: unknown decoder {name!r}")
 
     vocabulary = list(SPECIAL_TOKENS) + [
@@ -202,7 +211,7 @@ def main() -> None:
         f"models: random weights, vocabulary {args.vocabulary_size}, {args.length} tokens per "
         f"caption, {args.image_size}x{args.image_size} images, small_cnn hidden "
         f"{args.encoder_dim}; transformer hidden {args.hidden_dim}, {args.num_layers} layers, "
-        f"{args.num_heads} heads; gru embedding/hidden {args.hidden_dim}; median of "
+        f"{args.num_heads} heads; gru, lstm embedding/hidden {args.hidden_dim}; median of "
         f"{args.repeats} interleaved calls; {os.cpu_count()} CPU cores, TF {tf.__version__}, "
         f"Keras {keras.__version__}"
     )

@@ -22,6 +22,7 @@ EXAMPLES = {
     "MaskedCaptionLoss": lambda: _cls("MaskedCaptionLoss")(label_smoothing=0.1),
     "MaskedTokenAccuracy": lambda: _cls("MaskedTokenAccuracy")(),
     "GRUCaptionDecoder": lambda: _cls("GRUCaptionDecoder")(vocabulary_size=9, hidden_dim=4),
+    "LSTMCaptionDecoder": lambda: _cls("LSTMCaptionDecoder")(vocabulary_size=9, hidden_dim=4),
     "TransformerCaptionDecoder": lambda: _cls("TransformerCaptionDecoder")(
         vocabulary_size=9, sequence_length=5, hidden_dim=4, num_heads=2
     ),

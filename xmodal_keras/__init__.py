@@ -38,7 +38,11 @@ from xmodal_keras.data import (  # noqa: E402
 from xmodal_keras.decoding import CaptionGenerator  # noqa: E402
 from xmodal_keras.evaluation import compute_caption_metrics, evaluate_captioner  # noqa: E402
 from xmodal_keras.export import export_saved_model, export_tflite  # noqa: E402
-from xmodal_keras.models import build_gru_captioner, build_transformer_captioner  # noqa: E402
+from xmodal_keras.models import (  # noqa: E402
+    build_gru_captioner,
+    build_lstm_captioner,
+    build_transformer_captioner,
+)
 from xmodal_keras.training import (  # noqa: E402
     CaptionerTrainConfig,
     compile_captioner,
@@ -53,6 +57,7 @@ __all__ = [
     "CaptionerTrainConfig",
     "DataValidationError",
     "build_gru_captioner",
+    "build_lstm_captioner",
     "build_transformer_captioner",
     "compile_captioner",
     "compute_caption_metrics",

@@ -1,11 +1,15 @@
-"""Both caption decoders: layer contract, step == teacher forcing, attention penalty."""
+"""The caption decoders: layer contract, step == teacher forcing, attention penalty."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import run_layer_test
 
-from xmodal_keras.decoders import GRUCaptionDecoder, TransformerCaptionDecoder
+from xmodal_keras.decoders import (
+    GRUCaptionDecoder,
+    LSTMCaptionDecoder,
+    TransformerCaptionDecoder,
+)
 
 VOCAB, LENGTH, REGIONS, FEATURES = 12, 6, 4, 6
 rng = np.random.default_rng(0)
@@ -14,6 +18,7 @@ GRID = rng.normal(size=(2, REGIONS, FEATURES)).astype("float32")
 POOLED = rng.normal(size=(2, FEATURES)).astype("float32")
 
 GRU_KWARGS = {"vocabulary_size": VOCAB, "embedding_dim": 8, "hidden_dim": 8}
+LSTM_KWARGS = {"vocabulary_size": VOCAB, "embedding_dim": 8, "hidden_dim": 8, "dropout": 0.1}
 TRANSFORMER_KWARGS = {
     "vocabulary_size": VOCAB,
     "sequence_length": LENGTH,
@@ -29,6 +34,16 @@ def test_gru_decoder_layer_contract():
         {**GRU_KWARGS, "attention_regularization": 0.0},
         {"token_ids": TOKENS, "grid": GRID, "pooled": POOLED},
         (2, LENGTH, VOCAB),
+    )
+
+
+def test_lstm_decoder_layer_contract():
+    run_layer_test(
+        LSTMCaptionDecoder,
+        LSTM_KWARGS,
+        {"token_ids": TOKENS, "grid": GRID, "pooled": POOLED},
+        (2, LENGTH, VOCAB),
+        expected_num_trainable_weights=8,
     )
 
 
@@ -54,11 +69,16 @@ def _step_all(decoder, tokens):
 
 @pytest.mark.parametrize(
     "decoder",
-    [GRUCaptionDecoder(**GRU_KWARGS), TransformerCaptionDecoder(**TRANSFORMER_KWARGS)],
-    ids=["gru", "transformer"],
+    [
+        GRUCaptionDecoder(**GRU_KWARGS),
+        LSTMCaptionDecoder(**LSTM_KWARGS),
+        TransformerCaptionDecoder(**TRANSFORMER_KWARGS),
+    ],
+    ids=["gru", "lstm", "transformer"],
 )
 def test_step_by_step_equals_teacher_forcing(decoder):
-    """The step function (GRU state / KV cache) reproduces the full-sequence logits."""
+    """The step function (GRU / LSTM state, KV cache) reproduces the full-sequence
+    logits (for the LSTM: its cell, step by step, equals the `keras.layers.LSTM` loop)."""
     full = decoder(TOKENS, GRID, POOLED).numpy()
     np.testing.assert_allclose(_step_all(decoder, TOKENS), full, atol=1e-5)
 
@@ -86,6 +106,34 @@ def test_region_positions_change_the_output():
     np.testing.assert_allclose(
         plain(TOKENS, GRID, POOLED), plain(TOKENS, flipped, POOLED), atol=1e-5
     )
+
+
+def test_lstm_reads_the_pooled_image_first_and_ignores_the_grid():
+    """Show and Tell: the image enters as the LSTM's input at step -1, from a zero state;
+    there is no attention, so the region grid changes nothing."""
+    decoder = LSTMCaptionDecoder(**LSTM_KWARGS)
+    logits = decoder(TOKENS, GRID, POOLED).numpy()
+    np.testing.assert_array_equal(decoder(TOKENS, np.zeros_like(GRID), POOLED), logits)
+    assert not np.allclose(decoder(TOKENS, GRID, POOLED[::-1]), logits)
+    image = decoder.image_embedding_dense(POOLED)
+    zeros = tf.zeros((2, 8))
+    _, (hidden, cell) = decoder.lstm.cell(image, [zeros, zeros])
+    state = decoder.initial_state(GRID, POOLED)
+    np.testing.assert_allclose(state["hidden"], hidden, atol=1e-6)
+    np.testing.assert_allclose(state["cell"], cell, atol=1e-6)
+    assert decoder.step(tf.constant(TOKENS[:, 0]), state)[2] is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"embedding_dim": 0}, "Received: embedding_dim=0"),
+        ({"dropout": -0.1}, "Received: dropout=-0.1"),
+    ],
+)
+def test_lstm_decoder_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LSTMCaptionDecoder(**{**LSTM_KWARGS, **kwargs})
 
 
 @pytest.mark.parametrize(

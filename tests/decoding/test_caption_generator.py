@@ -14,7 +14,11 @@ from xmodal_keras.decoding import (
     greedy_search,
     sample_search,
 )
-from xmodal_keras.models import build_gru_captioner, build_transformer_captioner
+from xmodal_keras.models import (
+    build_gru_captioner,
+    build_lstm_captioner,
+    build_transformer_captioner,
+)
 
 WORDS = ["a", "red", "blue", "circle", "square", "left", "of", "the"]
 TOKENIZER = CaptionTokenizer(
@@ -23,6 +27,14 @@ TOKENIZER = CaptionTokenizer(
 IMAGE = (32, 32, 3)
 BUILDERS = {
     "gru": lambda: build_gru_captioner(
+        vocabulary_size=TOKENIZER.vocabulary_size,
+        sequence_length=8,
+        image_shape=IMAGE,
+        encoder_kwargs={"hidden_dim": 8},
+        embedding_dim=8,
+        hidden_dim=16,
+    ),
+    "lstm": lambda: build_lstm_captioner(
         vocabulary_size=TOKENIZER.vocabulary_size,
         sequence_length=8,
         image_shape=IMAGE,
@@ -106,6 +118,10 @@ def test_sampling_is_reproducible_and_top_k_one_is_greedy(generator):
 
 
 def test_attention_maps_are_distributions_until_the_end(generator):
+    if not generator.has_attention:  # Show and Tell's LSTM: a clear error, not a crash
+        with pytest.raises(ValueError, match="no attention maps.*decoder LSTMCaptionDecoder"):
+            generator.generate(IMAGES, return_attention=True)
+        return
     out = generator.generate(IMAGES, return_attention=True)
     attention = out["attention"].numpy()
     assert attention.shape == (3, 8, generator.num_regions)

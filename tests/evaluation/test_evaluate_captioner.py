@@ -1,9 +1,10 @@
 """evaluate_captioner / caption_image_files on a tiny trained run (shared, trained once)."""
 
 import json
+import pathlib
 
 import pytest
-from captioner_runs import shared_tiny_run
+from captioner_runs import shared_tiny_run, untrained_run
 from PIL import Image
 
 from xmodal_keras.data import read_captions, read_scenes
@@ -79,6 +80,40 @@ def test_caption_files_match_evaluation_and_draw_attention(run, test_split, tmp_
         caption_image_files(run.path, paths, beam_width=2, attention_map=tmp_path / "b.png")
     with pytest.raises(FileNotFoundError, match="No such image file"):
         caption_image_files(run.path, [tmp_path / "missing.png"])
+
+
+def test_caption_reports_each_unreadable_file_and_captions_the_rest(
+    run, test_split, tmp_path, capsys
+):
+    from xmodal_keras.cli import main
+
+    good = sorted(test_split.image_path.unique())[0]
+    cut = tmp_path / "cut.png"
+    data = pathlib.Path(good).read_bytes()
+    cut.write_bytes(data[:100])
+    bomb = bytearray(data)
+    bomb[16:24] = (20_000).to_bytes(4, "big") * 2  # the header claims 400 megapixels
+    (tmp_path / "bomb.png").write_bytes(bytes(bomb))
+    paths = [str(cut), good, str(tmp_path / "bomb.png")]
+    results = caption_image_files(run.path, paths)
+    assert results[1]["caption"] == caption_image_files(run.path, [good])[0]["caption"]
+    assert [r["error"] is None for r in results] == [False, True, False]
+    assert "header says 20000 x 20000 pixels" in results[2]["error"]
+    assert main(["caption", str(run.path), *paths]) == 1
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [f"{good}: {results[1]['caption']}"]
+    assert printed.err.splitlines()[0].startswith(f"{cut}: cannot caption: ")
+    assert printed.err.splitlines()[-1] == "2 of 3 image(s) could not be captioned"
+
+
+def test_an_lstm_run_evaluates_and_refuses_attention_maps(tiny_shapes_dir, test_split, tmp_path):
+    """Show and Tell has no attention: captions and metrics work, maps are a clear error."""
+    lstm = untrained_run(tiny_shapes_dir, tmp_path / "lstm", decoder="lstm")
+    assert evaluate_captioner(lstm, max_images=2, metrics=("bleu",))["num_images"] == 2
+    paths = sorted(test_split.image_path.unique())[:2]
+    assert [r["path"] for r in caption_image_files(lstm.path, paths)] == paths
+    with pytest.raises(ValueError, match="no attention maps.*decoder LSTMCaptionDecoder"):
+        caption_image_files(lstm.path, paths, attention_map=tmp_path / "a.png")
 
 
 def test_format_metrics_table_columns():

@@ -1,12 +1,14 @@
 """LiteRT export: builtin ops only, parity with the Keras generator, quantization, files."""
 
 import json
+import pathlib
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from captioner_runs import shared_tiny_run
+from export_checks import assert_readable_by_others
 
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
@@ -19,7 +21,7 @@ from xmodal_keras.export.tflite_captioner import (
 )
 from xmodal_keras.export.tflite_export import export_tflite
 from xmodal_keras.export.tflite_ops import count_tensor_types, list_tflite_ops, non_builtin_ops
-from xmodal_keras.models import build_transformer_captioner
+from xmodal_keras.models import build_lstm_captioner, build_transformer_captioner
 from xmodal_keras.models.captioner_parts import CAPTION_DECODER_NAME
 from xmodal_keras.training.run_directory import load_captioner
 
@@ -74,6 +76,28 @@ def transformer_generator():
     return CaptionGenerator(model, tokenizer)
 
 
+@pytest.fixture(scope="module")
+def lstm_generator():
+    """An untrained tiny Show-and-Tell LSTM, its image projection and output layer scaled
+    up so that the greedy tokens differ between images."""
+    keras.utils.set_random_seed(3)
+    tokenizer = CaptionTokenizer.from_captions(
+        ["a red circle left of a blue square", "a green triangle above a star"], sequence_length=8
+    )
+    model = build_lstm_captioner(
+        vocabulary_size=tokenizer.vocabulary_size,
+        sequence_length=8,
+        image_shape=(32, 32, 3),
+        encoder_kwargs={"hidden_dim": 8},
+        embedding_dim=8,
+        hidden_dim=8,
+    )
+    decoder = model.get_layer(CAPTION_DECODER_NAME)
+    for dense in (decoder.image_embedding_dense, decoder.logits_dense):
+        dense.kernel.assign(dense.kernel * 8.0)
+    return CaptionGenerator(model, tokenizer)
+
+
 def _keras_greedy(generator, images):
     out = generator.generate(images)
     return out["tokens"].numpy(), out["scores"].numpy(), [t.decode() for t in out["text"].numpy()]
@@ -101,6 +125,7 @@ def test_gru_export_files_metadata_and_builtin_ops(gru_export, gru_generator, gr
         "vocab.txt",
     ]
     assert is_tflite_export(gru_export)
+    assert_readable_by_others(gru_export)
     assert non_builtin_ops(gru_export / "model.tflite") == []
     ops = list_tflite_ops(gru_export / "model.tflite")
     assert ops["WHILE"] == 1 and "ARG_MAX" in ops
@@ -155,6 +180,18 @@ def test_transformer_export_is_builtin_and_equals_keras_greedy(
     assert metadata["decoder"] == "TransformerCaptionDecoder"
     assert len(metadata["state_names"]) > 2  # per-block key/value caches
     _check_parity(path, transformer_generator, test_images)
+
+
+def test_lstm_export_is_builtin_and_equals_keras_greedy(lstm_generator, test_images, tmp_path):
+    tokens = _keras_greedy(lstm_generator, test_images)[0]
+    assert len({tuple(row) for row in tokens}) > 1, "the test needs captions that differ"
+    path = export_tflite(lstm_generator, tmp_path, name="lstm")
+    assert non_builtin_ops(path / "model.tflite") == []
+    assert "WHILE" in list_tflite_ops(path / "model.tflite")
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["decoder"] == "LSTMCaptionDecoder"
+    assert metadata["state_names"] == ["state_cell", "state_hidden"]
+    _check_parity(path, lstm_generator, test_images)
 
 
 def test_float16_is_close_to_keras(gru_generator, test_images, tmp_path):
@@ -252,3 +289,28 @@ def test_caption_tflite_files_reads_like_training(gru_export, gru_generator, tin
     assert [r["caption"] for r in results] == texts
     with pytest.raises(FileNotFoundError, match="Image file.s. not found: /no/such.png"):
         caption_tflite_files(gru_export, ["/no/such.png"])
+
+
+def test_tflite_caption_reports_bad_files_and_captions_the_rest(
+    gru_export, tiny_shapes_dir, tmp_path, capsys
+):
+    from xmodal_keras.cli import main
+
+    good = str(sorted((tiny_shapes_dir / "Images").glob("*.png"))[0])
+    bomb = bytearray(pathlib.Path(good).read_bytes())
+    bomb[16:24] = (20_000).to_bytes(4, "big") * 2  # the header claims 400 megapixels
+    (tmp_path / "bomb.png").write_bytes(bytes(bomb))
+    (tmp_path / "cut.png").write_bytes(pathlib.Path(good).read_bytes()[:100])
+    paths = [good, str(tmp_path / "bomb.png"), str(tmp_path / "cut.png")]
+    results = caption_tflite_files(gru_export, paths)
+    assert results[0]["caption"] == caption_tflite_files(gru_export, [good])[0]["caption"]
+    assert results[0]["error"] is None
+    assert "header says 20000 x 20000 pixels" in results[1]["error"]
+    assert results[2]["caption"] is None and results[2]["error"]
+    assert main(["caption", str(gru_export), *paths]) == 1
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [f"{good}: {results[0]['caption']}"]
+    errors = printed.err.splitlines()
+    assert errors[0].startswith(f"{paths[1]}: cannot caption: image header says 20000 x 20000")
+    assert errors[1].startswith(f"{paths[2]}: cannot caption: ")
+    assert errors[2] == "2 of 3 image(s) could not be captioned"

@@ -1,16 +1,29 @@
-"""Both captioner builders: shapes, `.keras` round trip, padding, overfitting one batch."""
+"""The captioner builders: shapes, `.keras` round trip, padding, overfitting one batch."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from xmodal_keras.models import build_gru_captioner, build_transformer_captioner
+from xmodal_keras.models import (
+    build_gru_captioner,
+    build_lstm_captioner,
+    build_transformer_captioner,
+)
 from xmodal_keras.training.compile_captioner import compile_captioner
 
 VOCAB, LENGTH, IMAGE = 12, 6, (32, 32, 3)
 TINY = {
     "gru": lambda **kw: build_gru_captioner(
+        vocabulary_size=VOCAB,
+        sequence_length=LENGTH,
+        image_shape=IMAGE,
+        encoder_kwargs={"hidden_dim": 8},
+        embedding_dim=8,
+        hidden_dim=16,
+        **kw,
+    ),
+    "lstm": lambda **kw: build_lstm_captioner(
         vocabulary_size=VOCAB,
         sequence_length=LENGTH,
         image_shape=IMAGE,
@@ -32,6 +45,9 @@ TINY = {
 }
 rng = np.random.default_rng(0)
 IMAGES = rng.integers(0, 256, (2, *IMAGE)).astype("uint8")
+# Two noise images look alike after global average pooling, the only view of the image the
+# LSTM (Show and Tell) has; a darker second image tells them apart.
+IMAGES[1] //= 4
 CAPTION_IN = np.array([[2, 4, 5, 6, 0, 0], [2, 7, 8, 9, 10, 11]], "int32")
 CAPTION_OUT = np.array([[4, 5, 6, 3, 0, 0], [7, 8, 9, 10, 11, 3]], "int32")
 
@@ -85,7 +101,9 @@ def test_tiny_model_overfits_one_batch(kind):
     assert end["masked_token_accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("builder", [build_gru_captioner, build_transformer_captioner])
+@pytest.mark.parametrize(
+    "builder", [build_gru_captioner, build_lstm_captioner, build_transformer_captioner]
+)
 def test_builders_reject_bad_sequence_length(builder):
     with pytest.raises(ValueError, match="Received: sequence_length=1"):
         builder(vocabulary_size=VOCAB, sequence_length=1, image_shape=IMAGE)

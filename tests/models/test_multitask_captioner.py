@@ -13,6 +13,7 @@ from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.losses.info_nce_loss import InfoNCELoss
 from xmodal_keras.models.dual_encoder import build_dual_encoder
 from xmodal_keras.models.gru_captioner import build_gru_captioner
+from xmodal_keras.models.lstm_captioner import build_lstm_captioner
 from xmodal_keras.models.multitask_captioner import (
     build_multitask_captioner,
     captioner_from_multitask,
@@ -25,6 +26,10 @@ from xmodal_keras.training.compile_multitask_captioner import compile_multitask_
 VOCAB, LENGTH, IMAGE = 12, 6, (32, 32, 3)
 CAPTIONERS = {
     "gru": lambda vocab=VOCAB, length=LENGTH: build_gru_captioner(
+        vocabulary_size=vocab, sequence_length=length, image_shape=IMAGE,
+        encoder_kwargs={"hidden_dim": 8}, embedding_dim=8, hidden_dim=8,
+    ),
+    "lstm": lambda vocab=VOCAB, length=LENGTH: build_lstm_captioner(
         vocabulary_size=vocab, sequence_length=length, image_shape=IMAGE,
         encoder_kwargs={"hidden_dim": 8}, embedding_dim=8, hidden_dim=8,
     ),

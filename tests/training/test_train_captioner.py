@@ -11,8 +11,10 @@ from captioner_runs import SHARED_RUN_SETTINGS, shared_tiny_run, tiny_config
 
 from xmodal_keras.training.run_directory import RunDirectory, load_captioner
 from xmodal_keras.training.train_captioner import (
+    DECODERS,
     DEMO_CONFIG,
     CaptionerTrainConfig,
+    build_captioner_from_config,
     train_captioner,
 )
 
@@ -84,12 +86,37 @@ def test_a_killed_run_resumes_where_it_stopped(tiny_shapes_dir, tmp_path, capsys
 
 
 def test_settings_are_checked():
-    with pytest.raises(ValueError, match="Received: self.decoder='lstm'"):
-        CaptionerTrainConfig(decoder="lstm")
+    with pytest.raises(ValueError, match="Received: self.decoder='rnn'"):
+        CaptionerTrainConfig(decoder="rnn")
     with pytest.raises(ValueError, match="Received: epochs=0"):
         CaptionerTrainConfig(epochs=0)
     with pytest.raises(ValueError, match=r"Unknown captioner settings \['colour'\]"):
         CaptionerTrainConfig.from_dict({"colour": "red"})
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_lstm_decoder_is_built_from_the_settings(precision):
+    config = CaptionerTrainConfig(
+        decoder="lstm", image_size=32, encoder_hidden_dim=8, sequence_length=6,
+        embedding_dim=8, hidden_dim=16, dropout=0.2, precision=precision,
+    )  # fmt: skip
+    model = build_captioner_from_config(config, vocabulary_size=12)
+    decoder = model.get_layer("caption_decoder")
+    assert type(decoder).__name__ == "LSTMCaptionDecoder"
+    assert (decoder.embedding_dim, decoder.hidden_dim, decoder.dropout) == (8, 16, 0.2)
+    assert decoder.dtype_policy.name == precision
+    logits = model(
+        {"image": np.zeros((2, 32, 32, 3), np.uint8), "caption_in": np.ones((2, 6), np.int32)}
+    )
+    assert logits.dtype == "float32" and logits.shape == (2, 6, 12)
+
+
+def test_every_decoder_is_a_cli_choice():
+    from xmodal_keras.cli import build_parser
+
+    for decoder in DECODERS:
+        flags = ["train", "captioner", "--data", "shapes", "--decoder", decoder, "--out", "x"]
+        assert build_parser().parse_args(flags).decoder == decoder
 
 
 def test_config_round_trips_through_json():

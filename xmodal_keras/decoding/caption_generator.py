@@ -40,12 +40,13 @@ class CaptionGenerator:
     """Captions images with a trained captioner's own layers, entirely in-graph.
 
     The image is encoded once; then the decoder's `step` (the same function `model.fit`
-    trained through) runs inside a `tf.while_loop` for the whole batch: GRU state for
-    the GRU decoder, KerasHub key/value caches for the Transformer. `encode`,
+    trained through) runs inside a `tf.while_loop` for the whole batch: the recurrent
+    state for the GRU and LSTM decoders, key/value caches for the Transformer. `encode`,
     `initial_state` and `step` are public so exports (SavedModel, TFLite) reuse them.
 
     Args:
-        model: a model from `build_gru_captioner` / `build_transformer_captioner`.
+        model: a model from `build_gru_captioner`, `build_lstm_captioner` or
+            `build_transformer_captioner`.
         tokenizer: the `CaptionTokenizer` it was trained with.
         max_length: most tokens per caption. Defaults to the model's `sequence_length`.
         jit_compile: compile the decoding loop with XLA. On 2 CPU cores it decodes
@@ -101,9 +102,14 @@ class CaptionGenerator:
         return self.encoder.output["grid"].shape[1]
 
     @property
+    def has_attention(self) -> bool:
+        """False for a decoder without visual attention (Show and Tell's LSTM)."""
+        return getattr(self.decoder, "attends_to_regions", True)
+
+    @property
     def has_step_attention(self) -> bool:
         """True when `step` returns attention weights (the GRU decoder)."""
-        return not hasattr(self.decoder, "cross_attention_weights")
+        return self.has_attention and not hasattr(self.decoder, "cross_attention_weights")
 
     def encode(self, images) -> dict:
         """Images `[batch, H, W, 3]` (uint8 or float in [0, 255]) -> `{"grid", "pooled"}`."""
@@ -173,7 +179,7 @@ class CaptionGenerator:
             images: `[batch, H, W, 3]` uint8 or float RGB in [0, 255], at `image_shape`.
             return_attention: also return `"attention"` `[batch, max_length, regions]`
                 (greedy only; GRU: additive attention, Transformer: last block's
-                cross-attention averaged over heads).
+                cross-attention averaged over heads; the LSTM has none: ValueError).
             **options: fields of `DecodingOptions` (`method="greedy"|"beam"|"sample"`,
                 `beam_width`, `length_penalty`, `top_k`, `top_p`, `temperature`, `seed`).
 
@@ -186,6 +192,12 @@ class CaptionGenerator:
             raise ValueError(
                 "Attention maps come with greedy decoding only. "
                 f"Received: method={options.method!r}, return_attention=True"
+            )
+        if return_attention and not self.has_attention:
+            raise ValueError(
+                "This captioner's decoder does not attend to image regions, so it has no "
+                "attention maps; drop --attention-map / return_attention. "
+                f"Received: decoder {type(self.decoder).__name__}"
             )
         images = tf.convert_to_tensor(images)
         if tuple(images.shape[1:]) != self.image_shape:

@@ -15,8 +15,9 @@ Signatures (batch 1; names as the LiteRT `SignatureRunner` sees them):
   token, `<end>` included, 0 after it), `score` float32 `[1]` (sum of log-probabilities).
   The greedy loop (`decoding.greedy_search`) runs inside as a LiteRT `WHILE`.
 - `encode`: `image` -> the decoder's initial state, flattened into named float32 tensors
-  `state_<path>` (GRU: `state_grid`, `state_hidden`; Transformer: per-block fixed-size key
-  and value caches `state_self_keys_0`, ..., `state_cross_values_0`, ...).
+  `state_<path>` (GRU: `state_grid`, `state_hidden`; LSTM: `state_cell`, `state_hidden`;
+  Transformer: per-block fixed-size key and value caches `state_self_keys_0`, ...,
+  `state_cross_values_0`, ...).
 - `decode_step`: `token` int32 `[1]`, `index` int32 `[1]` (position, 0 for the first
   token after `<start>`) and every `state_*` -> `logits` float32 `[1, V]`, `next_token`
   int32 `[1]` (argmax) and the new `state_*` (feed them back unchanged).

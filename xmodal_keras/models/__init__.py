@@ -22,6 +22,7 @@ from xmodal_keras.models.fusion_classifier import (
     classifier_loss,
 )
 from xmodal_keras.models.gru_captioner import build_gru_captioner
+from xmodal_keras.models.lstm_captioner import build_lstm_captioner
 from xmodal_keras.models.multitask_captioner import (
     build_multitask_captioner,
     captioner_from_multitask,
@@ -40,6 +41,7 @@ __all__ = [
     "build_fusion_classifier_from_dual_encoder",
     "build_gru_captioner",
     "build_image_tower",
+    "build_lstm_captioner",
     "build_multitask_captioner",
     "build_text_tower",
     "build_transformer_captioner",

@@ -127,7 +127,7 @@ def _captioner_parts(captioner: keras.Model):
     if not isinstance(decoder, TransformerCaptionDecoder):
         raise ValueError(
             "`captioner` must be a Transformer captioner (its decoder's tokens cross-attend "
-            "to the image regions, which the classifier reads); a GRU captioner cannot be "
-            f"read this way. Received: decoder {type(decoder).__name__}"
+            "to the image regions, which the classifier reads); a GRU or LSTM captioner "
+            f"cannot be read this way. Received: decoder {type(decoder).__name__}"
         )
     return decoder, captioner.get_layer(IMAGE_ENCODER_NAME)

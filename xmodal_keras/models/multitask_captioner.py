@@ -54,8 +54,8 @@ def _image_features(captioner: keras.Model) -> dict:
         captioner.input["caption_in"]
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(
-            "`captioner` must be a model from `build_gru_captioner` or "
-            "`build_transformer_captioner` (inputs {'image', 'caption_in'}, layers "
+            "`captioner` must be a model from `build_gru_captioner`, `build_lstm_captioner` "
+            "or `build_transformer_captioner` (inputs {'image', 'caption_in'}, layers "
             f"'{IMAGE_ENCODER_NAME}' and '{CAPTION_DECODER_NAME}'). "
             f"Received: captioner={getattr(captioner, 'name', captioner)!r}"
         ) from error
@@ -104,8 +104,8 @@ def build_multitask_captioner(
     `multitask_captioner_targets`.
 
     Args:
-        captioner: a model from `build_gru_captioner` or `build_transformer_captioner`
-            (or a loaded one).
+        captioner: a model from `build_gru_captioner`, `build_lstm_captioner` or
+            `build_transformer_captioner` (or a loaded one).
         text_encoder: `"bigru"` or `"transformer"`. Defaults to `"bigru"`.
         embedding_dim, hidden_dim, num_layers, num_heads, intermediate_dim: the text
             encoder (see `build_text_encoder`). Default to 128, 128, 1, 2, None.

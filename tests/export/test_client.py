@@ -6,17 +6,29 @@ SavedModel through `tf.saved_model.load` behind TF Serving's REST path and gRPC
 `PredictionService`, on 127.0.0.1.
 """
 
+import base64
+import concurrent.futures
+import contextlib
+import http.client
 import io
+import json
+import pathlib
 import re
+import shutil
 import socket
+import threading
+import time
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from captioner_runs import shared_tiny_run
 from PIL import Image
 from serving_harness import ServingHarness
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from xmodal_keras.cli import main as cli_main
 from xmodal_keras.export.client import ServingClient, ServingError, run_predict
 from xmodal_keras.export.saved_model_export import export_saved_model
 
@@ -176,6 +188,97 @@ def test_connection_refused_and_timeout_are_clear_errors(images, use_grpc):
     assert raised.value.server_message.startswith("no answer within 0.5 s (timeout)")
 
 
+DRIP_REPLY = (
+    b'HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{"predictions": [[1.0, 2.0, 3.0, 4.0]]}\n'
+)
+
+
+@pytest.fixture
+def dripping_server():
+    """A TCP server that answers every connection one byte every 0.25 s (for 6 s at most,
+    so that a client without a total deadline fails the test instead of hanging it);
+    `dripping_server(skip)` sends the first `skip` bytes at once."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+
+    def drip(conn, skip):
+        with conn:
+            conn.recv(65536)
+            try:
+                conn.sendall(DRIP_REPLY[:skip])
+                for i in range(skip, len(DRIP_REPLY)):
+                    if stop.wait(0.25) or i - skip >= 24:
+                        return
+                    conn.sendall(DRIP_REPLY[i : i + 1])
+            except OSError:  # the client gave up and closed: what a deadline does
+                return
+
+    def serve(skip):
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=drip, args=(conn, skip), daemon=True).start()
+
+    servers = []
+
+    def start(skip=0):
+        servers.append(threading.Thread(target=serve, args=(skip,), daemon=True))
+        servers[-1].start()
+        return f"127.0.0.1:{listener.getsockname()[1]}"
+
+    yield start
+    stop.set()
+    for thread in servers:
+        thread.join()
+    listener.close()
+
+
+@pytest.mark.parametrize("skip", [0, len(DRIP_REPLY) - 30], ids=["headers", "body"])
+def test_rest_timeout_is_a_deadline_for_the_whole_request(dripping_server, images, skip):
+    paths, _ = images
+    client = ServingClient(dripping_server(skip), MODEL, timeout=1)
+    started = time.monotonic()
+    with pytest.raises(ServingError) as raised:
+        client.embed(paths[:1])
+    assert time.monotonic() - started < 1.6
+    assert raised.value.status is None
+    assert raised.value.server_message == "no answer within 1 s (timeout)"
+
+
+class _SlowServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, release: threading.Event):
+        self.release = release
+
+    def Predict(self, request, context):  # noqa: N802 (the proto's name)
+        self.release.wait(30)
+        return predict_pb2.PredictResponse()
+
+
+def test_grpc_timeout_is_a_deadline_for_the_whole_request(dripping_server, images):
+    paths, _ = images
+    release = threading.Event()
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        _SlowServicer(release), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        for address in (f"127.0.0.1:{port}", dripping_server()):
+            with ServingClient(address, MODEL, grpc=True, timeout=1) as client:
+                started = time.monotonic()
+                with pytest.raises(ServingError) as raised:
+                    client.embed(paths[:1])
+                assert time.monotonic() - started < 1.6, raised.value
+        assert raised.value.status in ("DEADLINE_EXCEEDED", "UNAVAILABLE")
+    finally:
+        release.set()
+        server.stop(grace=None).wait()
+
+
 def test_run_predict_prints_one_line_per_image(server, direct, images, capsys):
     paths, _ = images
     names = [str(p) for p in paths]
@@ -197,6 +300,144 @@ def test_run_predict_prints_one_line_per_image(server, direct, images, capsys):
     )
 
 
+@pytest.fixture(scope="module")
+def two_versions(exported, tmp_path_factory):
+    """saved_models/ with the export as versions 1 and 2 of the model."""
+    base = tmp_path_factory.mktemp("two_versions")
+    for version in ("1", "2"):
+        shutil.copytree(exported, base / MODEL / version)
+    return base
+
+
+def test_the_stand_in_serves_only_the_latest_version_by_default(two_versions, images):
+    paths, _ = images
+    with ServingHarness({MODEL: two_versions / MODEL}) as harness:
+        assert sorted(harness.models[MODEL]) == [2]
+        for use_grpc in (False, True):
+            assert len(_client(harness, use_grpc).caption(paths[:1])) == 1
+            with pytest.raises(ServingError) as raised:
+                _client(harness, use_grpc, version=1).caption(paths[:1])
+            assert raised.value.status == ("NOT_FOUND" if use_grpc else 404)
+            assert raised.value.server_message == (
+                "Servable not found for request: Specific(captioner, 1)"
+            )
+
+
+@pytest.fixture(scope="module")
+def configured(two_versions):
+    """The stand-in started from what `xmodal serve-config` wrote: both versions, labels,
+    batching of at most 2 rows, and a 1 MiB request cap."""
+    printed = io.StringIO()
+    args = ["serve-config", str(two_versions), "--version-policy", "all", "--batching"]
+    args += ["--label", "stable=1", "--label", f"{MODEL}:canary=2", "--max-batch-size", "2"]
+    with contextlib.redirect_stdout(printed):
+        assert cli_main([*args, "--monitoring"]) == 0
+    config = two_versions / "models.config"
+    with pytest.raises(ValueError, match="which is not currently available for inference"):
+        ServingHarness(config)  # as TF Serving refuses to start without the flag
+    harness = ServingHarness(
+        config,
+        allow_version_labels_for_unavailable_models=True,
+        batching_parameters=two_versions / "batching_parameters.txt",
+        max_request_bytes=1 << 20,
+    )
+    with harness:
+        yield harness, printed.getvalue()
+
+
+def test_serve_config_policy_labels_and_flags_as_tf_serving_reads_them(configured, images):
+    harness, printed = configured
+    assert sorted(harness.models[MODEL]) == [1, 2]
+    assert harness.labels[MODEL] == {"stable": 1, "canary": 2}
+    base = pathlib.Path(printed.split("wrote ")[1].split()[0]).parent
+    assert printed.splitlines()[-1] == (
+        "serve: tensorflow_model_server --port=8500 --rest_api_port=8501 "
+        f"--model_config_file={base / 'models.config'} "
+        "--allow_version_labels_for_unavailable_models=true --enable_batching "
+        f"--batching_parameters_file={base / 'batching_parameters.txt'} "
+        f"--monitoring_config_file={base / 'monitoring.config'}"
+    )
+    assert 'path: "/monitoring/prometheus/metrics"' in (base / "monitoring.config").read_text()
+    paths, _ = images
+    for use_grpc in (False, True):
+        for label in ("stable", "canary"):
+            assert len(_client(harness, use_grpc, version_label=label).caption(paths[:1])) == 1
+        assert len(_client(harness, use_grpc, version=1).caption(paths[:1])) == 1
+        with pytest.raises(ServingError) as raised:
+            _client(harness, use_grpc, version_label="nope").caption(paths[:1])
+        assert raised.value.status == ("INVALID_ARGUMENT" if use_grpc else 400)
+        assert raised.value.server_message == "Unrecognized servable version label: nope"
+
+
+def _post(address: str, path: str, body: bytes, headers: dict | None = None):
+    connection = http.client.HTTPConnection(*address.split(":"), timeout=10)
+    try:
+        connection.putrequest("POST", path)
+        for key, value in (headers or {"Content-Length": str(len(body))}).items():
+            connection.putheader(key, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_bad_rest_requests_get_a_status_and_a_json_error(configured, images):
+    harness, _ = configured
+    address, path = harness.rest_address, f"/v1/models/{MODEL}:predict"
+    image = base64.b64encode(images[0][0].read_bytes()).decode()
+
+    def body(rows):
+        return json.dumps({"instances": rows}).encode()
+
+    assert _post(address, path, body([{"image_bytes": {"b64": "not base64!"}}])) == (
+        400,
+        {"error": "Unable to base64 decode"},
+    )
+    assert _post(address, path, b"", {"Content-Length": "ten"}) == (
+        400,
+        {"error": "Bad Content-Length header: 'ten'"},
+    )
+    status, reply = _post(address, path, b"{", {"Content-Length": "1"})
+    assert status == 400 and reply["error"].startswith("JSON Parse error: ")
+    status, reply = _post(address, path, b"", {"Content-Length": str(2 << 20)})  # refused unread
+    assert status == 413 and "over the 1048576 limit" in reply["error"]
+    three = body([{"image_bytes": {"b64": image}}] * 3)
+    assert _post(address, path, three) == (
+        400,
+        {"error": "Task size 3 is larger than maximum input batch size 2"},
+    )
+    status, reply = _post(address, path, body([{"image_bytes": {"b64": image}}]))
+    assert status == 200 and len(reply["predictions"]) == 1
+
+
+def test_bad_grpc_requests_get_tf_servings_status(configured, images):
+    harness, _ = configured
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        grpc.insecure_channel(harness.grpc_address)
+    )
+
+    def predict(tensor):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = MODEL
+        request.inputs["image_bytes"].CopyFrom(tensor)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Predict(request, timeout=10)
+        return raised.value.code(), raised.value.details()
+
+    assert predict(tf.make_tensor_proto([1.0, 2.0])) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Expects arg[0] to be string but float32 is provided",
+    )
+    data = images[0][0].read_bytes()
+    assert predict(tf.make_tensor_proto([data] * 3)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Task size 3 is larger than maximum input batch size 2",
+    )
+    code, _ = predict(tf.make_tensor_proto([b"x" * (2 << 20)]))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_bad_arguments_raise_value_errors(images):
     paths, _ = images
     with pytest.raises(ValueError, match="must be 'HOST:PORT'. Received: host_port='localhost'"):
@@ -205,6 +446,10 @@ def test_bad_arguments_raise_value_errors(images):
         ServingClient("localhost:8501", MODEL, timeout=0)
     with pytest.raises(ValueError, match="Received: version=0"):
         ServingClient("localhost:8501", MODEL, version=0)
+    with pytest.raises(ValueError, match="not given with `version`"):
+        ServingClient("localhost:8501", MODEL, version=1, version_label="stable")
+    labelled = ServingClient("localhost:8501", MODEL, version_label="canary").predict_url
+    assert labelled == "http://localhost:8501/v1/models/captioner/labels/canary:predict"
     client = ServingClient("localhost:8501", MODEL)
     assert client.predict_url == "http://localhost:8501/v1/models/captioner:predict"
     versioned = ServingClient("localhost:8501", MODEL, version=3).predict_url

@@ -2,10 +2,10 @@
 process (`tf.saved_model.load`, as a server would load them), and the classifier's TFLite
 file on the LiteRT interpreter. Untrained tiny models: only the graphs matter here."""
 
+import concurrent.futures
 import io
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from export_checks import assert_readable_by_others, tf1_session_run
 from PIL import Image
 
 from xmodal_keras.data.image_preprocessing import decode_image
@@ -240,6 +241,11 @@ def test_warmup_requests_and_export_info(exports, fresh_process):
     assert sorted(p.name for p in exports["classifier"].parent.iterdir()) == ["1"]
 
 
+def test_versions_are_readable_by_a_server_running_as_another_user(exports):
+    for path in exports.values():
+        assert_readable_by_others(path)
+
+
 def test_next_export_gets_the_next_version(classifier, tokenizer, exports):
     # Refused before anything is traced or written.
     with pytest.raises(FileExistsError, match="Refusing to overwrite"):
@@ -252,6 +258,27 @@ def test_next_export_gets_the_next_version(classifier, tokenizer, exports):
         )
     with pytest.raises(ValueError, match=r"letters, digits.*Received: name='a b'"):
         export_fusion_classifier(classifier, tokenizer, base_dir="unused", name="a b")
+
+
+@pytest.mark.slow  # two real exports; test_atomic_directory.py checks the retry quickly
+def test_two_simultaneous_exports_get_two_versions(tmp_path):
+    """Two real exports of one name at once (threads): both succeed, as 1 and 2."""
+    image_only = {"image": {"image_shape": (16, 16, 3), "hidden_dim": 8, "num_layers": 1}}
+    models = [
+        build_fusion_classifier(modalities=image_only, projection_dim=4, num_classes=2)
+        for _ in range(2)
+    ]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        exports = [
+            pool.submit(export_fusion_classifier, model, base_dir=tmp_path, name="shapes")
+            for model in models
+        ]
+        paths = sorted(future.result(120) for future in exports)
+    assert paths == [tmp_path / "shapes" / "1", tmp_path / "shapes" / "2"]
+    assert sorted(p.name for p in (tmp_path / "shapes").iterdir()) == ["1", "2"]
+    for path in paths:
+        assert_readable_by_others(path)
+        assert (path / "saved_model.pb").is_file() and (path / WARMUP_FILE).is_file()
 
 
 def test_tokenizer_of_another_length_is_refused(classifier, dual_encoder):
@@ -314,33 +341,27 @@ def test_logits_models_are_refused(tokenizer, tmp_path):
         export_fusion_classifier_tflite(model, tmp_path, name="x")
 
 
-def test_saved_model_cli_runs_classify_with_the_tf1_loader(exports, tmp_path):
-    """`saved_model_cli run` loads like TF Serving (TF1 loader, table initialisers)."""
-    cli = str(pathlib.Path(sys.executable).parent / "saved_model_cli")
-    arrays = {
-        "image_bytes": np.array(IMAGES[:1]),
-        "text": np.array([TEXTS[0].encode()]),
-        "age": np.array(TABULAR["age"][:1], np.float32),
-        "color": np.array([TABULAR["color"][0].encode()]),
-    }
-    for key, value in arrays.items():
-        np.save(tmp_path / f"{key}.npy", value)
-    inputs = ";".join(f"{key}={tmp_path / key}.npy" for key in arrays)
-    args = ["run", "--dir", str(exports["classifier"]), "--tag_set", "serve"]
-    done = subprocess.run(
-        [cli, *args, "--signature_def", "classify", "--inputs", inputs],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    printed = done.stdout.split("Result for output key probabilities:\n")[1]
-    expected = tf.saved_model.load(str(exports["classifier"])).signatures["classify"](
-        **{key: tf.constant(value) for key, value in arrays.items()}
-    )["probabilities"]
-    got = np.array(json.loads(" ".join(printed.split()).replace(" ", ",").replace("[,", "[")))
-    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5)
+def test_the_tf1_loader_runs_every_signature(exports, fresh_process, tmp_path):
+    """`saved_model_cli run`'s TF1 loader (as TF Serving: table initialisers, no Python)
+    gives what `tf.saved_model.load` gave (compared with Keras above)."""
+    images = np.array(IMAGES)
+    texts = np.array([text.encode() for text in TEXTS])
+    tabular = {"age": np.array(TABULAR["age"], np.float32), "color": np.array(TABULAR["color"])}
+    tabular["color"] = tabular["color"].astype(bytes)
+    calls = [
+        (exports["classifier"], "classify", {"image_bytes": images, "text": texts, **tabular}),
+        (exports["dual_encoder"], "embed_image", {"image_bytes": images}),
+        (exports["dual_encoder"], "embed_text", {"text": texts}),
+    ]
+    outputs = tf1_session_run(calls, tmp_path)
+    expected = [
+        fresh_process["classify"],
+        fresh_process["embed_image"],
+        fresh_process["embed_text"],
+    ]
+    for got, want in zip(outputs, expected, strict=True):
+        (value,) = got.values()
+        np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
 
 
 def test_dual_encoder_export_from_a_retrieval_run(

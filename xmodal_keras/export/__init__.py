@@ -1,6 +1,11 @@
 """Export trained models: SavedModels for TF Serving (+ client), TFLite for phones."""
 
-from xmodal_keras.export.atomic_directory import atomic_directory, next_version
+from xmodal_keras.export.atomic_directory import (
+    atomic_directory,
+    atomic_write_text,
+    next_version,
+    write_version,
+)
 from xmodal_keras.export.client import ServingClient, ServingError
 from xmodal_keras.export.dual_encoder_export import export_dual_encoder
 from xmodal_keras.export.fusion_export import export_fusion_classifier
@@ -18,6 +23,7 @@ __all__ = [
     "ServingError",
     "TFLiteCaptioner",
     "atomic_directory",
+    "atomic_write_text",
     "build_serving_archive",
     "caption_tflite_files",
     "decode_image_batch",
@@ -32,4 +38,5 @@ __all__ = [
     "non_core_ops",
     "saved_model_ops",
     "write_serving_config",
+    "write_version",
 ]

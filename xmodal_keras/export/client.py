@@ -24,9 +24,10 @@ import http.client
 import json
 import os
 import pathlib
+import socket
 import sys
-import urllib.error
-import urllib.request
+import time
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -66,9 +67,12 @@ class ServingClient:
             gRPC port (8500) with `grpc=True`.
         model: the model name in the server's `models.config`.
         grpc: use gRPC `PredictionService.Predict` instead of REST. Defaults to False.
-        timeout: seconds to wait for each request before raising `ServingError`.
+        timeout: seconds a request may take in all (connecting, sending, the whole reply;
+            a server dripping bytes is cut off too) before raising `ServingError`.
             Defaults to 10.0.
         version: ask for this model version instead of the latest. Defaults to None.
+        version_label: ask for the version this label names in the server's
+            `models.config` (`"stable"`, `"canary"`) instead. Defaults to None.
 
     Example:
 
@@ -85,6 +89,7 @@ class ServingClient:
         grpc: bool = False,
         timeout: float = 10.0,
         version: int | None = None,
+        version_label: str | None = None,
     ):
         host, _, port = str(host_port).rpartition(":")
         if not host or not port.isdigit() or "/" in host_port:
@@ -97,13 +102,27 @@ class ServingClient:
             not isinstance(version, int) or isinstance(version, bool) or version <= 0
         ):
             raise ValueError(f"`version` must be a positive int or None. Received: {version=}")
+        if version_label is not None and (
+            not isinstance(version_label, str)
+            or not version_label
+            or "/" in version_label
+            or ":" in version_label
+            or version is not None
+        ):
+            raise ValueError(
+                "`version_label` must be a label name, and not given with `version`. "
+                f"Received: {version_label=}, {version=}"
+            )
         self.host_port = str(host_port)
         self.model = model
         self.grpc = bool(grpc)
         self.timeout = float(timeout)
         self.version = version
+        self.version_label = version_label
         self.server = f"{'grpc' if self.grpc else 'http'}://{self.host_port}"
         version_path = "" if version is None else f"/versions/{version}"
+        if version_label is not None:
+            version_path = f"/labels/{version_label}"
         self.predict_url = f"http://{self.host_port}/v1/models/{model}{version_path}:predict"
         self._channel = None
         self._stub = None
@@ -199,23 +218,12 @@ class ServingClient:
         count = len(inputs[names[0]])
         instances = [{name: _json_value(inputs[name][i]) for name in names} for i in range(count)]
         body = json.dumps({"signature_name": signature, "instances": instances}).encode()
-        request = urllib.request.Request(
-            self.predict_url,
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as error:
-            raise self._error(signature, error.code, _http_error_message(error)) from None
-        except urllib.error.URLError as error:
-            raise self._error(signature, None, _connection_message(error.reason, self)) from None
-        except TimeoutError as error:
+            status, payload = _post(self.predict_url, body, self.timeout)
+        except (OSError, http.client.HTTPException) as error:  # TimeoutError is an OSError
             raise self._error(signature, None, _connection_message(error, self)) from None
-        except (ConnectionError, http.client.HTTPException) as error:
-            raise self._error(signature, None, _connection_message(error, self)) from None
+        if status >= 400:
+            raise self._error(signature, status, _http_error_message(payload, status))
         try:
             predictions = json.loads(payload)["predictions"]
         except (ValueError, KeyError, TypeError):
@@ -242,6 +250,8 @@ class ServingClient:
         request.model_spec.signature_name = signature
         if self.version is not None:
             request.model_spec.version.value = self.version
+        if self.version_label is not None:
+            request.model_spec.version_label = self.version_label
         for name, values in inputs.items():
             if name == "image_bytes":
                 proto = tf.make_tensor_proto(list(values), dtype=tf.string, shape=[len(values)])
@@ -316,13 +326,67 @@ def _text(value) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def _http_error_message(error: urllib.error.HTTPError) -> str:
-    raw = error.read()
+def _http_error_message(payload: bytes, status: int) -> str:
     try:
-        return str(json.loads(raw)["error"])
+        return str(json.loads(payload)["error"])
     except (ValueError, KeyError, TypeError):
-        text = raw.decode("utf-8", errors="replace").strip()
-        return text[:500] or str(error.reason)
+        text = payload.decode("utf-8", errors="replace").strip()
+        return text[:500] or http.client.responses.get(status, f"HTTP {status}")
+
+
+class _DeadlineSocket(socket.socket):
+    """A socket whose every send and receive waits only for what is left of `deadline`
+    (a `time.monotonic()` value), so a server dripping bytes cannot hold it longer."""
+
+    deadline = 0.0
+
+    def _arm(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self.settimeout(left)
+
+    def recv_into(self, *args, **kwargs):
+        self._arm()
+        return super().recv_into(*args, **kwargs)
+
+    def recv(self, *args, **kwargs):
+        self._arm()
+        return super().recv(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        self._arm()
+        return super().sendall(*args, **kwargs)
+
+
+class _DeadlineConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, deadline: float):
+        super().__init__(host, port, timeout=max(deadline - time.monotonic(), 0.001))
+        self.deadline = deadline
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = _DeadlineSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        self.sock.deadline = self.deadline
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _post(url: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+    """(HTTP status, reply body) of a JSON POST; `TimeoutError` when connecting, sending
+    and reading all of the reply take longer than `timeout` seconds together."""
+    parts = urllib.parse.urlsplit(url)
+    connection = _DeadlineConnection(parts.hostname, parts.port, time.monotonic() + timeout)
+    try:
+        connection.request(
+            "POST",
+            parts.path,
+            body=body,
+            headers={"Content-Type": "application/json", "Connection": "close"},
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 def _connection_message(reason, client: ServingClient) -> str:

@@ -36,7 +36,7 @@ from xmodal_keras.export.image_bytes import DEFAULT_MAX_PIXELS, decode_image_bat
 from xmodal_keras.export.saved_model_export import (
     default_model_name,
     sample_image_bytes,
-    version_dir,
+    serving_model_dir,
     write_serving_version,
 )
 from xmodal_keras.export.warmup_requests import prediction_log
@@ -149,7 +149,7 @@ def export_dual_encoder(
             "`source` must be a run directory or a dual encoder keras.Model. "
             f"Received: {type(source).__name__}"
         )
-    final_dir = version_dir(base_dir, name or default_name, version)
+    model_dir = serving_model_dir(base_dir, name or default_name, version)
     archive = build_dual_encoder_archive(model, tokenizer, max_pixels=max_pixels)
     if warmup_image is None:
         warmup_image = sample_image_bytes(None if config is None else config.resolved())
@@ -163,11 +163,11 @@ def export_dual_encoder(
         "embedding_dim": int(image_tower.output.shape[-1]),
         "max_pixels": max_pixels,
     }
-    model_name = final_dir.parent.name
+    model_name = model_dir.name
     warmup = [
         prediction_log(model_name, EMBED_IMAGE_SIGNATURE, {IMAGE_BYTES_INPUT: [warmup_image]}),
         prediction_log(
             model_name, EMBED_TEXT_SIGNATURE, {TEXT_INPUT: [warmup_text.encode("utf-8")]}
         ),
     ]
-    return write_serving_version(archive, final_dir, warmup_logs=warmup, info=info)
+    return write_serving_version(archive, model_dir, version=version, warmup_logs=warmup, info=info)

@@ -34,7 +34,7 @@ from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.export.image_bytes import DEFAULT_MAX_PIXELS, decode_image_batch
 from xmodal_keras.export.saved_model_export import (
     sample_image_bytes,
-    version_dir,
+    serving_model_dir,
     write_serving_version,
 )
 from xmodal_keras.export.warmup_requests import prediction_log
@@ -232,7 +232,7 @@ def export_fusion_classifier(
     >>> path.name, sorted(p.name for p in path.iterdir())[:2]
     ('1', ['assets', 'assets.extra'])
     """
-    final_dir = version_dir(base_dir, name, version)
+    model_dir = serving_model_dir(base_dir, name, version)
     archive = build_classifier_archive(model, tokenizer, max_pixels=max_pixels)
     specs = classifier_input_specs(model)
     request = warmup_inputs(
@@ -252,4 +252,4 @@ def export_fusion_classifier(
         "max_pixels": max_pixels,
     }
     warmup = [prediction_log(name, signature, request) for signature in SIGNATURES]
-    return write_serving_version(archive, final_dir, warmup_logs=warmup, info=info)
+    return write_serving_version(archive, model_dir, version=version, warmup_logs=warmup, info=info)

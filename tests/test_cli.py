@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from tiny_images import write_png
 
 XMODAL = shutil.which("xmodal", path=os.path.dirname(sys.executable))
 
@@ -34,7 +35,7 @@ def test_data_shapes_then_inspect(tmp_path):
 
 
 def test_inspect_reports_problems_and_strict_fails(tmp_path):
-    (tmp_path / "a.png").write_bytes(b"not really a png but it exists")
+    write_png(tmp_path / "a.png")
     csv = tmp_path / "captions.csv"
     csv.write_text("image_path,caption\na.png,a dog\nmissing.png,a cat\na.png,\n")
     result = run_xmodal("data", "inspect", str(csv))

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from xmodal_keras.data.image_files import file_problem
 from xmodal_keras.data.validation import ProblemCollector
 
 WAV_EXPECTED = "a readable 16-bit PCM WAV file"
@@ -63,6 +64,7 @@ def check_side_inputs(
     source: str = "DataFrame",
     lines: Sequence[int] | None = None,
     base_dir: str | os.PathLike | None = None,
+    allow_outside_root: bool = True,
 ) -> pd.DataFrame:
     """Check the side-input columns of every row; return the frame with audio paths absolute.
 
@@ -77,6 +79,8 @@ def check_side_inputs(
         lines: the line of each row in `source` (e.g. `pair_frame_lines`). Defaults to
             `None`: 1-based row numbers.
         base_dir: folder of relative audio paths. Defaults to `None`: the working folder.
+        allow_outside_root: accept audio paths that leave `base_dir` (`../x.wav`, absolute
+            paths elsewhere). Defaults to `True`; the fusion trainer passes its setting.
 
     Returns:
         `frame` (a copy with absolute audio paths when `audio_column` is given).
@@ -120,9 +124,19 @@ def check_side_inputs(
                 problems.add(source, line(row), audio_column, "a WAV file path", repr(value))
                 resolved.append(value)
                 continue
-            path = os.path.join(os.fspath(base_dir or ""), value.strip())
-            path = os.path.abspath(path)
+            root = os.path.abspath(base_dir or "")
+            path = os.path.abspath(os.path.join(root, value.strip()))
             resolved.append(path)
+            if not allow_outside_root and os.path.commonpath([path, root]) != root:
+                problems.add(
+                    source,
+                    line(row),
+                    audio_column,
+                    f"a file inside the data folder {root} (--allow-outside-root or "
+                    "allow_outside_root=True reads files elsewhere)",
+                    repr(value),
+                )
+                continue
             if path not in decoded:
                 decoded[path] = _wav_problem(path, audio_sample_rate)
             if decoded[path] is not None:
@@ -133,6 +147,9 @@ def check_side_inputs(
 
 
 def _wav_problem(path: str, sample_rate: int) -> str | None:
+    reason = file_problem(path)  # before reading: a FIFO would block forever
+    if reason is not None:
+        return f"{path} ({reason})"
     try:
         _, rate = tf.audio.decode_wav(tf.io.read_file(path))
     except tf.errors.OpError as error:

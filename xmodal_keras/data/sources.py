@@ -13,11 +13,20 @@ physical lines (a CSV header is line 1); JSON documents have no useful line per 
 their problems name the item instead (``field 'images[3].split'``). A UTF-8 byte-order mark
 and CRLF line ends are accepted anywhere.
 
+Every image path must name a regular JPEG/PNG/GIF/BMP/WEBP file (by its first bytes; a
+FIFO, directory or device is refused without being opened: `image_files`) inside the data
+folder: the image folder of Flickr8k, the image root of a JSON file (its folder by
+default), the folder of a CSV or JSONL file. A path leaving it (`../../etc/passwd`, an
+absolute path elsewhere, a Karpathy `filepath` climbing upwards) is a problem unless
+`allow_outside_root=True` (`--allow-outside-root`). Captions and texts must have a letter
+or digit and not be a missing-value marker (`NaN`); a CSV row repeated verbatim and a data
+file without rows are problems too.
+
 Example:
 
 >>> import pathlib, tempfile
 >>> root = pathlib.Path(tempfile.mkdtemp())
->>> _ = (root / "dog.png").write_bytes(b"")
+>>> _ = (root / "dog.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\n")
 >>> _ = (root / "captions.csv").write_text("image_path,caption\\ndog.png, A dog runs. \\n")
 >>> frame = read_captions(root / "captions.csv")
 >>> frame[["image_id", "caption", "split"]].values.tolist()
@@ -39,6 +48,7 @@ from collections.abc import Callable, Iterable
 
 import pandas as pd
 
+from xmodal_keras.data.image_files import NOT_FOUND, file_problem, image_file_problem
 from xmodal_keras.data.validation import DataValidationError, Problem, ProblemCollector
 
 PathLike = str | os.PathLike
@@ -59,6 +69,9 @@ SPLIT_ALIASES = {
     "test": "test",
 }
 _SPLIT_NAMES_TEXT = "one of train, val, test (or dev, validation, restval)"
+# Captions / texts refused as missing values (compared lowercased).
+MISSING_VALUE_MARKERS = frozenset({"nan", "none", "null", "n/a", "<na>"})
+OUTSIDE_ROOT_HINT = "--allow-outside-root or allow_outside_root=True reads files elsewhere"
 
 FLICKR8K_TOKEN_FILE = "Flickr8k.token.txt"
 FLICKR8K_TEXT_DIR = "Flickr8k_text"
@@ -165,6 +178,13 @@ def _load_json(path: pathlib.Path, problems: ProblemCollector) -> object:
 class _CSVTable:
     header: list[str]
     rows: list[tuple[int, dict[str, str]]]  # (1-based first physical line, values by column)
+    copy_of: dict[int, int]  # line of a row repeated verbatim -> line of its first copy
+
+    def copy_problem(self, line: int) -> tuple[str, str] | None:
+        """`(expected, got)` when the row at `line` repeats an earlier one, else None."""
+        if line in self.copy_of:
+            return "each row once", f"a copy of line {self.copy_of[line]}"
+        return None
 
 
 def _read_csv(
@@ -181,6 +201,9 @@ def _read_csv(
     reader = csv.reader((line + "\n" for line in _split_lines(text)), strict=True)
     header: list[str] | None = None
     rows: list[tuple[int, dict[str, str]]] = []
+    first_line_of: dict[tuple[str, ...], int] = {}  # a row's stripped cells -> its line
+    copy_of: dict[int, int] = {}
+    records_seen = 0  # lines after the header that are not blank, bad ones included
     last_line = 0
     while True:
         first_line = last_line + 1
@@ -195,16 +218,19 @@ def _read_csv(
             if message == "unexpected end of data":
                 message = "a quote opened on this line and never closed"
             problems.add(path, first_line, None, "valid CSV", message)
+            records_seen += header is not None
             continue
         last_line = reader.line_num
         if not record or (len(record) == 1 and not record[0].strip()):
             continue  # blank line
         if bad_lines and bad_lines.intersection(range(first_line, last_line + 1)):
+            records_seen += header is not None
             continue  # already reported as undecodable
         if header is None:
             header = [name.strip() for name in record]
             header_line = first_line
             continue
+        records_seen += 1
         if len(record) != len(header):
             problems.add(
                 path,
@@ -214,6 +240,10 @@ def _read_csv(
                 f"{len(record)} field{'s' if len(record) != 1 else ''}",
             )
             continue
+        cells = tuple(value.strip() for value in record)
+        if cells in first_line_of:
+            copy_of[first_line] = first_line_of[cells]
+        first_line_of.setdefault(cells, first_line)
         rows.append((first_line, dict(zip(header, record, strict=True))))
     if header is None:
         if not bad_lines:
@@ -235,19 +265,34 @@ def _read_csv(
                 f"columns {', '.join(header)}",
             )
             ok = False
-    return _CSVTable(header, rows) if ok else None
+    if ok and not records_seen:
+        problems.add(path, None, None, "at least one row below the header line", "none")
+    return _CSVTable(header, rows, copy_of) if ok else None
+
+
+def _is_inside(path: str, root: str) -> bool:
+    """Whether the normalised absolute `path` lies in the folder `root` (symlinks not followed:
+    a link inside the folder may point elsewhere, the usual way to keep images on another disk).
+    """
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 class _FileIndex:
-    """Resolves paths and answers "does this file exist?" with one listing per folder.
+    """Resolves paths and checks each file once: inside the data folder, then a regular
+    image (or audio) file (`image_file_problem` / `file_problem`).
 
-    Both answers are cached, so 100k rows naming 8k images cost 8k lookups.
+    Both answers are cached, so 100k rows naming 8k images cost 8k checks.
+
+    Args:
+        check_files: check the files themselves (the readers' `check_images`).
+        allow_outside_root: accept paths that leave the data folder.
     """
 
-    def __init__(self) -> None:
-        self._listings: dict[str, frozenset[str]] = {}
+    def __init__(self, *, check_files: bool = True, allow_outside_root: bool = False) -> None:
+        self.check_files = check_files
+        self.allow_outside_root = allow_outside_root
         self._resolved: dict[tuple[str, str], str] = {}
-        self._exists: dict[str, bool] = {}
+        self._reasons: dict[tuple[str, str], str | None] = {}
 
     def resolve(self, base: str, relative: str) -> str:
         """`relative` joined to the absolute folder `base`, normalised (absolute stays)."""
@@ -257,20 +302,43 @@ class _FileIndex:
             path = self._resolved[key] = os.path.normpath(os.path.join(base, relative))
         return path
 
-    def exists(self, path: str) -> bool:
-        found = self._exists.get(path)
-        if found is None:
-            folder, name = os.path.split(path)
-            listing = self._listings.get(folder)
-            if listing is None:
-                try:
-                    listing = frozenset(os.listdir(folder))
-                except OSError:
-                    listing = frozenset()
-                self._listings[folder] = listing
-            # A name missing from the listing may exist on a case-insensitive file system.
-            found = self._exists[path] = name in listing or os.path.isfile(path)
-        return found
+    def problem(
+        self,
+        path: str,
+        *,
+        root: str,
+        written: str,
+        kind: str = "image",
+        expected: str | None = None,
+        got: str | None = None,
+    ) -> tuple[str, str] | None:
+        """`(expected, got)` for `ProblemCollector.add` when `path` is not usable, else None.
+
+        Args:
+            path: the resolved absolute path (`resolve`).
+            root: the data folder `path` must stay in (absolute, normalised).
+            written: the path as the data file wrote it.
+            kind: "image" (a JPEG/PNG/GIF/BMP/WEBP file by its first bytes) or "audio"
+                (any regular file; `check_side_inputs` decodes it).
+            expected, got: the problem's wording when the file is missing. Defaults to
+                "an existing <kind> file" and `path`.
+        """
+        if not self.allow_outside_root and not _is_inside(path, root):
+            return f"a file inside the data folder {root} ({OUTSIDE_ROOT_HINT})", repr(written)
+        if not self.check_files:
+            return None
+        key = (kind, path)
+        if key not in self._reasons:
+            check = image_file_problem if kind == "image" else file_problem
+            self._reasons[key] = check(path)
+        reason = self._reasons[key]
+        if reason is None:
+            return None
+        got = path if got is None else got
+        return (
+            expected or f"an existing {kind} file",
+            got if reason == NOT_FOUND else f"{got} ({reason})",
+        )
 
 
 def _split_from_prefix(name: str) -> str | None:
@@ -295,6 +363,20 @@ def _check_split_argument(split: str | None) -> str | None:
 
 def _is_nonempty_text(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
+
+
+def _text_problem(value: object) -> tuple[str, str] | None:
+    """`(expected, got)` when a caption or text is empty, blank, a missing-value marker
+    (`NaN`, `None`, `null`, `N/A`, `<NA>`: what a DataFrame with gaps writes) or has no
+    letter or digit (punctuation, zero-width spaces); else None."""
+    if not _is_nonempty_text(value):
+        return "non-empty text", repr(value)
+    text = value.strip()
+    if text.lower() in MISSING_VALUE_MARKERS:
+        return "non-empty text", f"{value!r} (a missing-value marker)"
+    if not any(character.isalnum() for character in text):
+        return "text with a letter or digit", repr(value)
+    return None
 
 
 def _caption_frame(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
@@ -374,7 +456,11 @@ def _flickr8k_image_dir(text_dir: pathlib.Path) -> pathlib.Path | None:
 
 
 def _read_flickr8k(
-    path: PathLike, images_dir: PathLike | None = None, *, check_images: bool = True
+    path: PathLike,
+    images_dir: PathLike | None = None,
+    *,
+    check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> ReadResult:
     path = _existing_path(path, _CAPTION_FORMATS_HELP)
     token_file, text_dir = _flickr8k_text_dir(path)
@@ -422,8 +508,9 @@ def _read_flickr8k(
             continue
         first_seen[key] = number
         caption = caption.strip()
-        if not caption:
-            problems.add(token_file, number, "caption", "non-empty text", repr(caption))
+        bad_text = _text_problem(caption)
+        if bad_text:
+            problems.add(token_file, number, "caption", *bad_text)
             continue
         entries.append((number, image, caption))
     captioned = {image for _, image, _ in entries}
@@ -432,7 +519,7 @@ def _read_flickr8k(
     split_of: dict[str, str] = {}
     listed_at: dict[str, str] = {}
     split_files_found = 0
-    index = _FileIndex()
+    index = _FileIndex(check_files=check_images, allow_outside_root=allow_outside_root)
     missing_images: set[str] = set()
     for split, name in FLICKR8K_SPLIT_FILES.items():
         split_file = text_dir / name
@@ -463,15 +550,15 @@ def _read_flickr8k(
                     f"an image with captions in {token_file.name}",
                     repr(image),
                 )
-            elif check_images and not index.exists(os.path.join(images_dir, image)):
+            elif bad_file := index.problem(
+                index.resolve(images_dir, image),
+                root=images_dir,
+                written=image,
+                expected=f"an existing image file in {images_dir}",
+                got=repr(image),
+            ):
                 missing_images.add(image)
-                problems.add(
-                    split_file,
-                    number,
-                    "image",
-                    f"an existing image file in {images_dir}",
-                    repr(image),
-                )
+                problems.add(split_file, number, "image", *bad_file)
     if split_files_found == 0:
         problems.add(
             text_dir,
@@ -500,7 +587,11 @@ def _read_flickr8k(
 
 
 def read_flickr8k(
-    path: PathLike, images_dir: PathLike | None = None, *, check_images: bool = True
+    path: PathLike,
+    images_dir: PathLike | None = None,
+    *,
+    check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read Flickr8k captions: `Flickr8k.token.txt` + `Flickr_8k.{train,dev,test}Images.txt`.
 
@@ -510,12 +601,16 @@ def read_flickr8k(
     `Flickr8k_text/` layout) unless `images_dir` is given. Images in the token file but in no
     split file are dropped, not reported (the original release has one such entry); an image
     listed in a split file without captions, listed twice, or missing on disk is a problem.
-    Split files that do not exist are skipped; at least one must exist.
+    Split files that do not exist are skipped; at least one must exist. Image names may not
+    leave the image folder (`../x.jpg`, an absolute path) unless `allow_outside_root`.
 
     Args:
         path: dataset folder or caption file.
         images_dir: folder with the image files. Defaults to the folder found as above.
-        check_images: check every image file exists. Defaults to `True`.
+        check_images: check every image is a JPEG/PNG/GIF/BMP/WEBP file (a regular file, by
+            its first bytes). Defaults to `True`.
+        allow_outside_root: accept image names that leave the image folder. Defaults to
+            `False`.
 
     Returns:
         A DataFrame with `image_id` (the file name), `image_path`, `caption`, `split`, in the
@@ -524,14 +619,20 @@ def read_flickr8k(
     Raises:
         DataValidationError: listing every problem found.
     """
-    return _read_flickr8k(path, images_dir, check_images=check_images).raise_if_problems()
+    return _read_flickr8k(
+        path, images_dir, check_images=check_images, allow_outside_root=allow_outside_root
+    ).raise_if_problems()
 
 
 # --------------------------------------------------------------------------- Karpathy JSON
 
 
 def _read_karpathy_json(
-    path: PathLike, images_dir: PathLike | None = None, *, check_images: bool = True
+    path: PathLike,
+    images_dir: PathLike | None = None,
+    *,
+    check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> ReadResult:
     path = _existing_path(path, _CAPTION_FORMATS_HELP)
     problems = ProblemCollector()
@@ -548,7 +649,7 @@ def _read_karpathy_json(
             path, None, "images", "a JSON object with an 'images' list", type(images).__name__
         )
     base = os.path.abspath(images_dir if images_dir is not None else path.parent)
-    index = _FileIndex()
+    index = _FileIndex(check_files=check_images, allow_outside_root=allow_outside_root)
     rows = []
     first_seen: dict[str, int] = {}
     for i, image in enumerate(images if isinstance(images, list) else []):
@@ -576,8 +677,9 @@ def _read_karpathy_json(
         captions = []
         for j, sentence in enumerate(sentences):
             raw = sentence.get("raw") if isinstance(sentence, dict) else None
-            if not _is_nonempty_text(raw):
-                problems.add(path, None, f"{where}.sentences[{j}].raw", "non-empty text", repr(raw))
+            bad_text = _text_problem(raw)
+            if bad_text:
+                problems.add(path, None, f"{where}.sentences[{j}].raw", *bad_text)
                 ok = False
             else:
                 captions.append(raw.strip())
@@ -594,9 +696,11 @@ def _read_karpathy_json(
             )
             continue
         first_seen[image_id] = i
-        image_path = index.resolve(base, os.path.join(filepath, filename))
-        if check_images and not index.exists(image_path):
-            problems.add(path, None, f"{where}.filename", "an existing image file", image_path)
+        written = os.path.join(filepath, filename)
+        image_path = index.resolve(base, written)
+        bad_file = index.problem(image_path, root=base, written=written)
+        if bad_file:
+            problems.add(path, None, f"{where}.filename", *bad_file)
             ok = False
         if ok:
             rows.extend((image_id, image_path, caption, split) for caption in captions)
@@ -604,17 +708,23 @@ def _read_karpathy_json(
 
 
 def read_karpathy_json(
-    path: PathLike, images_dir: PathLike | None = None, *, check_images: bool = True
+    path: PathLike,
+    images_dir: PathLike | None = None,
+    *,
+    check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read a Karpathy split file (`dataset_coco.json`, `dataset_flickr8k.json`, ...).
 
     Uses `images[].filename`, `.filepath` (COCO only), `.split` (`restval` counts as train)
-    and `.sentences[].raw`. The image path is `images_dir/filepath/filename`.
+    and `.sentences[].raw`. The image path is `images_dir/filepath/filename`; it may not
+    leave `images_dir` (a `filepath` like `../..`) unless `allow_outside_root`.
 
     Args:
         path: the JSON file.
         images_dir: folder the image paths are relative to. Defaults to the JSON's folder.
-        check_images: check every image file exists. Defaults to `True`.
+        check_images: check every image is a JPEG/PNG/GIF/BMP/WEBP file. Defaults to `True`.
+        allow_outside_root: accept image paths outside `images_dir`. Defaults to `False`.
 
     Returns:
         A caption DataFrame; `image_id` is `filepath/filename` (or `filename`).
@@ -623,7 +733,9 @@ def read_karpathy_json(
         DataValidationError: listing every problem; JSON problems name the item
             (`field 'images[3].split'`) instead of a line.
     """
-    return _read_karpathy_json(path, images_dir, check_images=check_images).raise_if_problems()
+    return _read_karpathy_json(
+        path, images_dir, check_images=check_images, allow_outside_root=allow_outside_root
+    ).raise_if_problems()
 
 
 # --------------------------------------------------------------------------- COCO captions
@@ -652,6 +764,7 @@ def _read_coco_captions(
     *,
     split: str | None = None,
     check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> ReadResult:
     path = _existing_path(path, _CAPTION_FORMATS_HELP)
     split = _check_split_argument(split) or _split_from_name(path.stem)
@@ -728,20 +841,22 @@ def _read_coco_captions(
                 path, None, f"{where}.image_id", "the id of an entry in 'images'", repr(image_id)
             )
             ok = False
-        if not _is_nonempty_text(caption):
-            problems.add(path, None, f"{where}.caption", "non-empty text", repr(caption))
+        bad_text = _text_problem(caption)
+        if bad_text:
+            problems.add(path, None, f"{where}.caption", *bad_text)
             ok = False
         if ok:
             captions.setdefault(str(image_id), []).append(caption.strip())
 
-    index = _FileIndex()
+    index = _FileIndex(check_files=check_images, allow_outside_root=allow_outside_root)
     rows = []
     for key, (i, file_name) in image_info.items():
         if key not in captions:
             continue
         image_path = index.resolve(base, file_name)
-        if check_images and not index.exists(image_path):
-            problems.add(path, None, f"images[{i}].file_name", "an existing image file", image_path)
+        bad_file = index.problem(image_path, root=base, written=file_name)
+        if bad_file:
+            problems.add(path, None, f"images[{i}].file_name", *bad_file)
             continue
         rows.extend((key, image_path, caption, split) for caption in captions[key])
     return _result("captions", "coco", path, problems, rows)
@@ -753,6 +868,7 @@ def read_coco_captions(
     *,
     split: str | None = None,
     check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read COCO captions (`captions_train2017.json`: `images[{id, file_name}]`,
     `annotations[{image_id, caption}]`).
@@ -764,7 +880,10 @@ def read_coco_captions(
             `<json dir>/images/<name>` (`<name>` = `train2017` for `captions_train2017.json`),
             else the JSON's folder.
         split: the split of every row. Defaults to the one in the file name.
-        check_images: check every captioned image exists. Defaults to `True`.
+        check_images: check every captioned image is a JPEG/PNG/GIF/BMP/WEBP file.
+            Defaults to `True`.
+        allow_outside_root: accept `file_name`s that leave the image folder. Defaults to
+            `False`.
 
     Returns:
         A caption DataFrame (`image_id` = the COCO image id as text), grouped by image in the
@@ -775,7 +894,11 @@ def read_coco_captions(
         ValueError: if no split is given and the file name does not tell it.
     """
     return _read_coco_captions(
-        path, images_dir, split=split, check_images=check_images
+        path,
+        images_dir,
+        split=split,
+        check_images=check_images,
+        allow_outside_root=allow_outside_root,
     ).raise_if_problems()
 
 
@@ -788,13 +911,14 @@ def _read_caption_csv(
     *,
     check_images: bool = True,
     default_split: str = "train",
+    allow_outside_root: bool = False,
 ) -> ReadResult:
     path = _existing_path(path, _CAPTION_FORMATS_HELP)
     default_split = _check_split_argument(default_split)
     problems = ProblemCollector()
     table = _read_csv(path, ("image_path", "caption"), problems)
     base = os.path.abspath(images_dir if images_dir is not None else path.parent)
-    index = _FileIndex()
+    index = _FileIndex(check_files=check_images, allow_outside_root=allow_outside_root)
     rows = []
     split_of: dict[str, tuple[str, int]] = {}
     for line, record in table.rows if table else []:
@@ -803,8 +927,9 @@ def _read_caption_csv(
         if not relative:
             problems.add(path, line, "image_path", "a file path", repr(record["image_path"]))
             ok = False
-        if not caption:
-            problems.add(path, line, "caption", "non-empty text", repr(record["caption"]))
+        bad_text = _text_problem(record["caption"])
+        if bad_text:
+            problems.add(path, line, "caption", *bad_text)
             ok = False
         split = default_split
         if "split" in record:
@@ -830,8 +955,13 @@ def _read_caption_csv(
                     repr(split),
                 )
                 ok = False
-        if check_images and not index.exists(image_path):
-            problems.add(path, line, "image_path", "an existing image file", image_path)
+        bad_file = index.problem(image_path, root=base, written=relative)
+        if bad_file:
+            problems.add(path, line, "image_path", *bad_file)
+            ok = False
+        copy = table.copy_problem(line) if ok else None
+        if copy:
+            problems.add(path, line, None, *copy)
             ok = False
         if ok:
             rows.append((image_id, image_path, caption, split))
@@ -844,19 +974,24 @@ def read_caption_csv(
     *,
     check_images: bool = True,
     default_split: str = "train",
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read captions from a CSV with columns `image_path, caption[, split][, image_id]`.
 
-    Relative image paths are relative to the CSV's folder (or `images_dir`). Without a `split`
-    column every row is `default_split`; with one, every cell must name a split. An image
-    may have many captions but only one split. Other columns are ignored.
+    Relative image paths are relative to the CSV's folder (or `images_dir`); a path that
+    leaves that folder (`../x.png`, an absolute path elsewhere) is refused unless
+    `allow_outside_root`. Without a `split` column every row is `default_split`; with one,
+    every cell must name a split. An image may have many captions but only one split; a
+    row repeated verbatim, a caption like `NaN` and a file without rows are problems.
+    Other columns are ignored.
 
     Args:
         path: the CSV file (comma-separated, header line, UTF-8 with or without BOM).
         images_dir: folder relative image paths start from. Defaults to the CSV's folder.
-        check_images: check every image file exists. Defaults to `True`.
+        check_images: check every image is a JPEG/PNG/GIF/BMP/WEBP file. Defaults to `True`.
         default_split: split for every row when there is no `split` column.
             Defaults to `"train"`.
+        allow_outside_root: accept image paths outside that folder. Defaults to `False`.
 
     Returns:
         A caption DataFrame; `image_id` is the `image_id` cell or the path as written.
@@ -865,7 +1000,11 @@ def read_caption_csv(
         DataValidationError: listing every problem, by line (the header is line 1).
     """
     return _read_caption_csv(
-        path, images_dir, check_images=check_images, default_split=default_split
+        path,
+        images_dir,
+        check_images=check_images,
+        default_split=default_split,
+        allow_outside_root=allow_outside_root,
     ).raise_if_problems()
 
 
@@ -879,7 +1018,11 @@ def _hateful_memes_files(path: pathlib.Path) -> list[pathlib.Path]:
 
 
 def _read_hateful_memes(
-    path: PathLike, *, split: str | None = None, check_images: bool = True
+    path: PathLike,
+    *,
+    split: str | None = None,
+    check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> ReadResult:
     path = _existing_path(path, _PAIR_FORMATS_HELP)
     split = _check_split_argument(split)
@@ -898,7 +1041,7 @@ def _read_hateful_memes(
             )
         files = [(path, file_split)]
 
-    index = _FileIndex()
+    index = _FileIndex(check_files=check_images, allow_outside_root=allow_outside_root)
     rows: list[dict[str, object]] = []
     seen: dict[str, tuple[pathlib.Path, int, tuple]] = {}  # id -> (file, line, row values)
     deduplicated = 0
@@ -926,8 +1069,9 @@ def _read_hateful_memes(
             if not _is_nonempty_text(img):
                 problems.add(file, number, "img", "an image path", repr(img))
                 ok = False
-            if not _is_nonempty_text(text_value):
-                problems.add(file, number, "text", "non-empty text", repr(text_value))
+            bad_text = _text_problem(text_value)
+            if bad_text:
+                problems.add(file, number, "text", *bad_text)
                 ok = False
             label = item.get("label")
             if label is None and file_split == "test":
@@ -963,8 +1107,9 @@ def _read_hateful_memes(
                 )
                 continue
             seen[item_id] = (file, number, content)
-            if check_images and not index.exists(image_path):
-                problems.add(file, number, "img", "an existing image file", image_path)
+            bad_file = index.problem(image_path, root=base, written=img)
+            if bad_file:
+                problems.add(file, number, "img", *bad_file)
                 continue
             rows.append(row)
     notes = []
@@ -975,20 +1120,27 @@ def _read_hateful_memes(
 
 
 def read_hateful_memes(
-    path: PathLike, *, split: str | None = None, check_images: bool = True
+    path: PathLike,
+    *,
+    split: str | None = None,
+    check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read Hateful-Memes style JSONL: one `{"id", "img", "text", "label"}` object a line.
 
     `path` is one `.jsonl` file or a folder holding `train*.jsonl`, `dev*.jsonl` /
     `val*.jsonl` (-> "val") and `test*.jsonl` (-> "test"); other `.jsonl` files in the folder
-    are ignored. `img` is relative to the JSONL's folder. Labels must be 0 or 1; a test file
+    are ignored. `img` is relative to the JSONL's folder and may not leave it unless
+    `allow_outside_root`. Labels must be 0 or 1; a test file
     may leave them out (-> -1). The same id in two files of one split with identical content
     (dev_seen / dev_unseen overlap) is kept once; any other repeated id is a problem.
 
     Args:
         path: a `.jsonl` file or a folder of them.
         split: split of a single file. Defaults to the one its name starts with.
-        check_images: check every image file exists. Defaults to `True`.
+        check_images: check every image is a JPEG/PNG/GIF/BMP/WEBP file. Defaults to `True`.
+        allow_outside_root: accept `img` paths outside the JSONL's folder. Defaults to
+            `False`.
 
     Returns:
         A pair DataFrame (`id`, `image_path`, `text`, `label`, `split`).
@@ -996,7 +1148,9 @@ def read_hateful_memes(
     Raises:
         DataValidationError: listing every problem, by file and line.
     """
-    return _read_hateful_memes(path, split=split, check_images=check_images).raise_if_problems()
+    return _read_hateful_memes(
+        path, split=split, check_images=check_images, allow_outside_root=allow_outside_root
+    ).raise_if_problems()
 
 
 # --------------------------------------------------------------------------- pair CSV
@@ -1005,7 +1159,11 @@ _INTEGER = re.compile(r"\+?[0-9]+")
 
 
 def _read_pair_csv(
-    path: PathLike, *, check_images: bool = True, default_split: str = "train"
+    path: PathLike,
+    *,
+    check_images: bool = True,
+    default_split: str = "train",
+    allow_outside_root: bool = False,
 ) -> ReadResult:
     path = _existing_path(path, _PAIR_FORMATS_HELP)
     default_split = _check_split_argument(default_split)
@@ -1014,7 +1172,7 @@ def _read_pair_csv(
     header = table.header if table else []
     extra_columns = [name for name in header if name not in ("id", *PAIR_COLUMNS)]
     base = os.path.abspath(path.parent)
-    index = _FileIndex()
+    index = _FileIndex(check_files=check_images, allow_outside_root=allow_outside_root)
     rows: list[dict[str, object]] = []
     first_line_of: dict[str, int] = {}
     for line, record in table.rows if table else []:
@@ -1042,8 +1200,9 @@ def _read_pair_csv(
         else:
             first_line_of[item_id] = line
         text_value = record["text"].strip()
-        if not text_value:
-            problems.add(path, line, "text", "non-empty text", repr(record["text"]))
+        bad_text = _text_problem(record["text"])
+        if bad_text:
+            problems.add(path, line, "text", *bad_text)
             ok = False
         raw_label = record["label"].strip()
         if _INTEGER.fullmatch(raw_label):
@@ -1066,10 +1225,15 @@ def _read_pair_csv(
                 ok = False
                 continue
             row[column] = index.resolve(base, relative)
-            if check_images and not index.exists(row[column]):
-                kind = "image" if column == "image_path" else "audio"
-                problems.add(path, line, column, f"an existing {kind} file", row[column])
+            kind = "image" if column == "image_path" else "audio"
+            bad_file = index.problem(row[column], root=base, written=relative, kind=kind)
+            if bad_file:
+                problems.add(path, line, column, *bad_file)
                 ok = False
+        copy = table.copy_problem(line) if ok else None
+        if copy:
+            problems.add(path, line, None, *copy)
+            ok = False
         if ok:
             row.update(id=item_id, text=text_value, label=label, split=split)
             rows.append(row)
@@ -1077,7 +1241,11 @@ def _read_pair_csv(
 
 
 def read_pair_csv(
-    path: PathLike, *, check_images: bool = True, default_split: str = "train"
+    path: PathLike,
+    *,
+    check_images: bool = True,
+    default_split: str = "train",
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read image-text pairs from a CSV with columns `image_path, text, label[, split, id]`.
 
@@ -1085,12 +1253,16 @@ def read_pair_csv(
     Without an `id` column the id is the row's line number. Any other column is kept as a
     tabular feature: int64/float64 when every cell is a number, else text. An `audio_path`
     column is resolved like `image_path` (relative to the CSV's folder) and checked too.
+    Paths may not leave the CSV's folder unless `allow_outside_root`; a row repeated
+    verbatim, a text like `NaN` and a file without rows are problems.
 
     Args:
         path: the CSV file.
-        check_images: check every image (and audio) file exists. Defaults to `True`.
+        check_images: check every image is a JPEG/PNG/GIF/BMP/WEBP file (and every audio
+            path a regular file). Defaults to `True`.
         default_split: split for every row when there is no `split` column.
             Defaults to `"train"`.
+        allow_outside_root: accept paths outside the CSV's folder. Defaults to `False`.
 
     Returns:
         A pair DataFrame: `id`, `image_path`, `text`, `label` (int64), `split`, extra columns.
@@ -1099,7 +1271,10 @@ def read_pair_csv(
         DataValidationError: listing every problem, by line (the header is line 1).
     """
     return _read_pair_csv(
-        path, check_images=check_images, default_split=default_split
+        path,
+        check_images=check_images,
+        default_split=default_split,
+        allow_outside_root=allow_outside_root,
     ).raise_if_problems()
 
 
@@ -1207,6 +1382,8 @@ def _choose_format(path: PathLike, kind: str, fmt: str) -> str:
     for found_kind, found_format in detect_formats(path):
         if found_kind == kind:
             return found_format
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "csv"  # the CSV reader names the columns the header lacks, as with format="csv"
     raise ValueError(
         f"Could not recognise {kind} data at {os.fspath(path)!r}. Supported formats: "
         f"{help_text}. Received: path={os.fspath(path)!r}"
@@ -1219,6 +1396,7 @@ def read_with_problems(
     kind: str,
     format: str = "auto",
     check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> ReadResult:
     """Like `read_captions` / `read_pairs` but returns the valid rows and the problems.
 
@@ -1227,7 +1405,9 @@ def read_with_problems(
     if kind not in ("captions", "pairs"):
         raise ValueError(f"`kind` must be 'captions' or 'pairs'. Received: kind={kind!r}")
     fmt = _choose_format(path, kind, format)
-    return _reader_for(kind, fmt)(path, check_images=check_images)
+    return _reader_for(kind, fmt)(
+        path, check_images=check_images, allow_outside_root=allow_outside_root
+    )
 
 
 def read_captions(
@@ -1237,20 +1417,23 @@ def read_captions(
     *,
     check_images: bool = True,
     split: str | None = None,
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read a caption dataset in any supported format into one DataFrame.
 
     With `format="auto"`: a folder with `Flickr8k.token.txt` (or `Flickr8k_text/`) is
     "flickr8k", a folder with one `dataset_*.json` or a `.json` with `images[].sentences` is
     "karpathy", a `.json` with `annotations` is "coco", a `.csv` with a `caption` column is
-    "csv".
+    "csv" (another `.csv` is read as "csv" too, so the error names the missing columns).
 
     Args:
         path: file or folder.
         format: "auto", "flickr8k", "karpathy", "coco" or "csv". Defaults to "auto".
         images_dir: image folder (see each reader). Defaults to the reader's default.
-        check_images: check every image file exists. Defaults to `True`.
+        check_images: check every image is a JPEG/PNG/GIF/BMP/WEBP file. Defaults to `True`.
         split: COCO only: the split of all rows. Defaults to the one in the file name.
+        allow_outside_root: accept image paths that leave the data folder (the image
+            folder, the JSON's or the CSV's folder: see each reader). Defaults to `False`.
 
     Returns:
         A DataFrame with `image_id`, `image_path` (absolute), `caption`, `split`.
@@ -1264,7 +1447,7 @@ def read_captions(
 
     >>> import pathlib, tempfile
     >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (root / "cat.png").write_bytes(b"")
+    >>> _ = (root / "cat.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\n")
     >>> _ = (root / "c.csv").write_text("image_path,caption,split\\ncat.png,A cat.,dev\\n")
     >>> read_captions(root / "c.csv").split.tolist()
     ['val']
@@ -1275,10 +1458,11 @@ def read_captions(
             f"`split` applies to the 'coco' format only (other formats name splits in the "
             f"data). Received: split={split!r} for format={fmt!r}"
         )
+    options = {"check_images": check_images, "allow_outside_root": allow_outside_root}
     if fmt == "coco":
-        result = _read_coco_captions(path, images_dir, split=split, check_images=check_images)
+        result = _read_coco_captions(path, images_dir, split=split, **options)
     else:
-        result = _reader_for("captions", fmt)(path, images_dir, check_images=check_images)
+        result = _reader_for("captions", fmt)(path, images_dir, **options)
     return result.raise_if_problems()
 
 
@@ -1287,16 +1471,20 @@ def read_pairs(
     format: str = "auto",
     *,
     check_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> pd.DataFrame:
     """Read an image-text pair (fusion) dataset into one DataFrame.
 
     With `format="auto"`: a folder with `train*.jsonl` / `dev*.jsonl` / `test*.jsonl` or a
-    `.jsonl` file is "hateful_memes"; a `.csv` with `text` and `label` columns is "csv".
+    `.jsonl` file is "hateful_memes"; a `.csv` is "csv".
 
     Args:
         path: file or folder.
         format: "auto", "hateful_memes" or "csv". Defaults to "auto".
-        check_images: check every image (and audio) file exists. Defaults to `True`.
+        check_images: check every image is a JPEG/PNG/GIF/BMP/WEBP file (and every audio
+            path a regular file). Defaults to `True`.
+        allow_outside_root: accept paths that leave the data folder (the JSONL's or CSV's
+            folder). Defaults to `False`.
 
     Returns:
         A DataFrame with `id`, `image_path` (absolute), `text`, `label` (int64), `split` and
@@ -1308,5 +1496,9 @@ def read_pairs(
         DataValidationError: listing every problem in the data.
     """
     return read_with_problems(
-        path, kind="pairs", format=format, check_images=check_images
+        path,
+        kind="pairs",
+        format=format,
+        check_images=check_images,
+        allow_outside_root=allow_outside_root,
     ).raise_if_problems()

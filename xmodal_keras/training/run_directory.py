@@ -127,6 +127,33 @@ class RunDirectory:
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
+    def check_writable(self) -> "RunDirectory":
+        """Fail now, before any data is read, if the run cannot be written; returns self.
+
+        Walks up to the nearest folder that exists and makes (and removes) a probe folder
+        in it, or in the run folder when it exists: nothing is left behind.
+
+        Raises:
+            NotADirectoryError: the path, or a folder on the way to it, is a file.
+            PermissionError: the nearest existing folder is not writable (or read-only).
+        """
+        folder = self.path
+        while not folder.is_dir():
+            if os.path.lexists(folder):
+                raise NotADirectoryError(
+                    f"Cannot write a run to {self.path}: {folder} is a file, not a folder "
+                    "(pick another --out)"
+                )
+            folder = folder.parent
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".xmodal_write_check_", dir=folder))
+        except OSError as error:
+            raise PermissionError(
+                f"Cannot write a run to {self.path}: {folder} is not writable "
+                f"({error.strerror}; pick another --out)"
+            ) from error
+        return self
+
     def has_config(self) -> bool:
         return self.config_path.is_file()
 

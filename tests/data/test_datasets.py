@@ -185,13 +185,20 @@ def test_skip_mode_drops_files_failing_only_in_tf(tmp_path):
     # A JPEG cut short (content is sniffed, the .png name does not matter): PIL's header
     # check passes, TF's decoder fails.
     (tmp_path / "img_1.png").write_bytes(data[: len(data) * 2 // 3])
-    assert plan_caption_dataset(frame).num_skipped_images == 0
+    assert plan_caption_dataset(frame, check_images="header").num_skipped_images == 0
     tokenizer = tokenizer_for(frame)
-    dataset = make_caption_dataset(frame, tokenizer, image_shape=(4, 4), on_bad_image="skip")
+    header_only = {"image_shape": (4, 4), "check_images": "header"}
+    dataset = make_caption_dataset(frame, tokenizer, on_bad_image="skip", **header_only)
     pairs = epoch_pairs(dataset, tokenizer)
     assert sorted({image for image, _ in pairs}) == [0, 2]
     with pytest.raises(tf.errors.InvalidArgumentError):
-        list(make_caption_dataset(frame, tokenizer, image_shape=(4, 4)))
+        list(make_caption_dataset(frame, tokenizer, **header_only))
+    # The default pre-flight decodes every image: the file is named before training starts.
+    plan = plan_caption_dataset(frame, on_bad_image="skip")
+    assert plan.skipped[0][0] == str(tmp_path / "img_1.png")
+    assert plan.skipped[0][1].startswith("cannot be decoded (JPEG: jpeg::Uncompress failed")
+    with pytest.raises(DataValidationError, match=r"img_1\.png: .*cannot be decoded"):
+        make_caption_dataset(frame, tokenizer, image_shape=(4, 4))
 
 
 def test_argument_validation(tmp_path):

@@ -1,9 +1,17 @@
+import io
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from xmodal_keras.data.image_preprocessing import decode_image, find_bad_images, load_image
+from xmodal_keras.data.image_preprocessing import (
+    decode_image,
+    find_bad_images,
+    load_image,
+    read_image_files,
+)
 
 SHAPE = (12, 16)
 
@@ -127,8 +135,81 @@ def test_find_bad_images(tmp_path):
 
     decode = dict(find_bad_images(paths, mode="decode"))
     assert set(decode) == set(header) | {str(truncated)}
-    assert decode[str(truncated)].startswith("corrupt image (PIL: ")
+    assert decode[str(truncated)] == (
+        "cannot be decoded (JPEG: jpeg::Uncompress failed. Invalid JPEG data or crop window.)"
+    )
     assert find_bad_images(paths, mode="none") == []
     assert find_bad_images([good]) == []
     with pytest.raises(ValueError, match="Received: mode='full'"):
         find_bad_images(paths, mode="full")
+
+
+def jpeg_with_orientation(path, orientation: int, *, big_endian: bool = False) -> str:
+    """A 24 x 32 JPEG whose EXIF says how to turn it (IFD0 tag 0x0112)."""
+    if big_endian:  # Pillow writes "II"; the same IFD by hand in "MM" byte order
+        entry = (0x0112).to_bytes(2, "big") + (3).to_bytes(2, "big") + (1).to_bytes(4, "big")
+        ifd = (1).to_bytes(2, "big") + entry + orientation.to_bytes(2, "big") + bytes(6)
+        exif = b"Exif\0\0MM\0*" + (8).to_bytes(4, "big") + ifd
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        exif = exif.tobytes()
+    return save(Image.fromarray(smooth_rgb()), path, quality=95, exif=exif)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_like_pil(tmp_path, orientation):
+    from PIL import ImageOps
+
+    path = jpeg_with_orientation(tmp_path / "photo.jpg", orientation)
+    with Image.open(path) as image:
+        assert image.getexif()[0x0112] == orientation
+        expected = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    decoded = decode_file(path, shape=expected.shape[:2])  # same size: no resampling
+    assert decoded.shape == expected.shape
+    diff = np.abs(decoded.astype(int) - expected.astype(int))
+    assert diff.mean() < 3.0, orientation  # JPEG decoders differ a little; a wrong turn a lot
+
+
+def test_exif_orientation_in_big_endian_tiff(tmp_path):
+    path = jpeg_with_orientation(tmp_path / "mm.jpg", 6, big_endian=True)
+    stored = decode_file(jpeg_with_orientation(tmp_path / "ii.jpg", 1), shape=(24, 32))
+    np.testing.assert_array_equal(decode_file(path, shape=(32, 24)), np.rot90(stored, k=-1))
+
+
+def oversized_png(path, width: int, height: int) -> str:
+    """A valid 4 x 4 PNG whose header claims `width` x `height` pixels."""
+    buffer = io.BytesIO()
+    Image.fromarray(smooth_rgb(4, 4)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    pathlib.Path(path).write_bytes(bytes(data))
+    return str(path)
+
+
+def test_read_image_files_checks_headers_and_reports_each_bad_file(tmp_path):
+    good = save(Image.fromarray(smooth_rgb()), tmp_path / "good.png")
+    bomb = oversized_png(tmp_path / "bomb.png", 20_000, 20_000)  # 400 megapixels
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(pathlib.Path(good).read_bytes()[:200])
+    images, failures = read_image_files([good, bomb, str(truncated), good], SHAPE)
+    np.testing.assert_array_equal(images[0], decode_file(good))
+    assert images[1] is None and images[2] is None and images[3] is not None
+    assert failures[0] == (
+        bomb,
+        "image header says 20000 x 20000 pixels; expected a positive size of at most "
+        "40000000 pixels",
+    )
+    assert failures[1][0] == str(truncated) and len(failures) == 2
+
+
+def test_find_bad_images_decodes_by_default_with_a_progress_bar(tmp_path, capsys):
+    good = save(Image.fromarray(smooth_rgb()), tmp_path / "good.jpg", quality=90)
+    truncated = tmp_path / "cut.jpg"
+    data = pathlib.Path(good).read_bytes()
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    assert find_bad_images([good, str(truncated)], mode="header") == []  # PIL verify passes it
+    bad = find_bad_images([good, str(truncated)], progress=True)
+    assert [path for path, _ in bad] == [str(truncated)]
+    assert bad[0][1].startswith("cannot be decoded (JPEG: jpeg::Uncompress failed")
+    assert "Checking 2 image files (decode)" in capsys.readouterr().out

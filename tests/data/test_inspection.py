@@ -4,6 +4,7 @@ import json
 import pathlib
 
 import pytest
+from tiny_images import write_png
 
 from xmodal_keras.data.inspection import (
     CaptionStats,
@@ -14,8 +15,7 @@ from xmodal_keras.data.inspection import (
 
 
 def touch(path: pathlib.Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
+    write_png(path)
 
 
 def write(path: pathlib.Path, text: str) -> pathlib.Path:
@@ -229,3 +229,55 @@ def test_inspect_builtin_shapes_dataset(tiny_shapes_dir):
     assert sum(captions.captions.images_per_split.values()) == 40
     assert captions.captions.captions_per_image == {"min": 5, "mean": 5.0, "max": 5}
     assert set(pairs.pairs.labels_per_split["train"]) == {0, 1}
+
+
+def test_inspect_auto_and_format_csv_say_the_same_of_an_unknown_header(tmp_path):
+    path = write(tmp_path / "data.csv", "file,sentence\na.png,A dog\n")
+    auto, explicit = inspect_dataset(path), inspect_dataset(path, format="csv")
+    assert auto.views == explicit.views
+    assert auto.views[0].problems == [
+        f"{path}:1: field 'image_path': expected a 'image_path' column in the header, "
+        "got columns file, sentence",
+        f"{path}:1: field 'caption': expected a 'caption' column in the header, "
+        "got columns file, sentence",
+    ]
+
+
+def test_inspect_refuses_paths_outside_the_folder_unless_allowed(tmp_path):
+    touch(tmp_path / "a.png")
+    path = write(tmp_path / "data" / "captions.csv", "image_path,caption\n../a.png,A dog\n")
+    [view] = inspect_dataset(path).views
+    assert view.problem_count == 1 and "expected a file inside the data folder" in view.problems[0]
+    [view] = inspect_dataset(path, allow_outside_root=True).views
+    assert view.problem_count == 0 and view.captions.captions_per_split == {"train": 1}
+
+
+def truncated_jpeg(path: pathlib.Path) -> pathlib.Path:
+    """A JPEG cut after 2/3 of its bytes: its header reads, its pixels do not decode."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 2 // 3])
+    return path
+
+
+def test_inspect_decode_finds_truncated_images(tmp_path, capsys):
+    from xmodal_keras.cli import main
+
+    touch(tmp_path / "good.png")
+    truncated_jpeg(tmp_path / "cut.jpg")
+    csv = write(tmp_path / "c.csv", "image_path,caption\ngood.png,A dog.\ncut.jpg,A cat.\n")
+    assert inspect_dataset(csv).problem_count == 0  # headers only: the file looks fine
+    (view,) = inspect_dataset(csv, decode_images=True).views
+    assert view.problem_count == 1
+    assert view.problems[0].startswith(f"{tmp_path / 'cut.jpg'}: expected a JPEG, PNG, GIF,")
+    assert "cannot be decoded (JPEG: jpeg::Uncompress failed" in view.problems[0]
+    assert main(["data", "inspect", str(csv), "--decode", "--strict"]) == 1
+    assert "problems found: 1" in capsys.readouterr().out
+    assert main(["data", "inspect", str(csv), "--strict"]) == 0

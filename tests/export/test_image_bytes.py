@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from xmodal_keras.data.image_header import checked_image
 from xmodal_keras.data.image_preprocessing import decode_image
 from xmodal_keras.export.image_bytes import checked_image_size, decode_image_batch
 
@@ -77,3 +78,82 @@ def test_pixel_limit_is_configurable():
     assert decode_image_batch(tf.constant([data]), (4, 4), max_pixels=200).shape[0] == 1
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"at most\W+199"):
         decode_image_batch(tf.constant([data]), (4, 4), max_pixels=199)
+
+
+def gif_bytes(*frames: np.ndarray) -> bytes:
+    images = [Image.fromarray(frame).convert("P") for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0)
+    return buffer.getvalue()
+
+
+def noise(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+
+
+def test_a_gif_frame_larger_than_its_screen_is_refused():
+    data = bytearray(gif_bytes(noise(120, 100)))
+    data[6:10] = (1).to_bytes(2, "little") * 2  # logical screen 1 x 1, frame still 100 x 120
+    decode = tf.function(lambda batch: decode_image_batch(batch, (8, 8), max_pixels=10_000))
+    message = "image 1 of the request] [first GIF frame is] [100] [x] [120]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+        decode(tf.constant([encode("PNG"), bytes(data)]))
+
+
+def test_only_the_first_gif_frame_reaches_the_decoder():
+    first = noise(24, 32)
+    data = gif_bytes(first, noise(24, 32, seed=1), noise(24, 32, seed=2))
+    decodable = checked_image(tf.constant(data), max_pixels=1000)["bytes"].numpy()
+    with Image.open(io.BytesIO(decodable)) as gif:
+        assert gif.n_frames == 1  # TF's GIF decoder decodes every frame it is given
+        np.testing.assert_array_equal(np.asarray(gif.convert("RGB")), first_frame(data))
+    assert decodable[:-1] == data[: len(decodable) - 1] and decodable[-1:] == b"\x3b"
+    batch = decode_image_batch(tf.constant([data]), (24, 32)).numpy()
+    np.testing.assert_array_equal(batch[0], first_frame(data))
+
+
+def first_frame(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as gif:
+        return np.asarray(gif.convert("RGB"))
+
+
+def test_a_gif_cut_inside_its_first_frame_is_named():
+    data = gif_bytes(noise(24, 32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="is a truncated or malformed GIF"):
+        decode_image_batch(tf.constant([data[: len(data) // 2]]), (8, 8))
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "BMP"])
+def test_a_truncated_file_names_the_image(image_format):
+    data = encode(image_format, size=(40, 30))
+    truncated = data[: len(data) * 2 // 3]
+    decode = tf.function(lambda batch: decode_image_batch(batch, (8, 8)))
+    message = f"image 2 of the request] [is a truncated] [{image_format}] [file: its]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+        decode(tf.constant([data, data, truncated, data]))
+
+
+def test_data_after_a_jpeg_end_marker_is_accepted():
+    data = encode("JPEG", size=(40, 30))
+    with_video = data + b"ftypmp42 a motion photo's video" + bytes(100)
+    batch = decode_image_batch(tf.constant([data, with_video]), (8, 8)).numpy()
+    np.testing.assert_array_equal(batch[0], batch[1])
+
+
+def test_an_empty_batch_decodes_to_no_images():
+    decode = tf.function(
+        lambda batch: decode_image_batch(batch, (8, 6)),
+        input_signature=[tf.TensorSpec([None], tf.string)],
+    )
+    assert decode(tf.constant([], tf.string)).shape == (0, 8, 6, 3)
+
+
+def test_serving_decode_turns_jpegs_by_their_exif_orientation():
+    image = Image.fromarray(noise(6, 10))
+    exif = image.getexif()
+    exif[0x0112] = 6  # stored landscape, to be seen rotated 90 degrees clockwise
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes())
+    turned = decode_image_batch(tf.constant([buffer.getvalue()]), (10, 6)).numpy()[0]
+    stored = tf.io.decode_jpeg(buffer.getvalue()).numpy()
+    np.testing.assert_array_equal(turned, np.rot90(stored, k=-1))

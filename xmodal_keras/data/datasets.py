@@ -13,7 +13,8 @@ images (+ their tokenised captions) -> shuffle image order (seeded, each epoch)
 With `cache=True` the decoded images are cached in a fixed order and shuffled after the
 cache (a shuffle before a cache would freeze the first epoch's order).
 
-Bad images are found before the pipeline is built (`find_bad_images`, PIL, thread pool):
+Bad images are found before the pipeline is built (`find_bad_images`: every image decoded
+once in a thread pool, with a progress bar from 1,000 images):
 `on_bad_image="raise"` raises one `DataValidationError` listing every bad file and why,
 `"skip"` drops those images with their rows and logs a warning. `plan_caption_dataset` /
 `plan_pair_dataset` run that check alone and return a `DatasetPlan` whose
@@ -141,14 +142,14 @@ def _plan(
 
 
 def plan_caption_dataset(
-    frame: pd.DataFrame, *, on_bad_image: str = "raise", check_images: str = "header"
+    frame: pd.DataFrame, *, on_bad_image: str = "raise", check_images: str = "decode"
 ) -> DatasetPlan:
     """Check a caption frame's images; raise on bad ones or drop them (see `DatasetPlan`)."""
     return _plan(frame, CAPTION_REQUIRED_COLUMNS, "caption", on_bad_image, check_images)
 
 
 def plan_pair_dataset(
-    frame: pd.DataFrame, *, on_bad_image: str = "raise", check_images: str = "header"
+    frame: pd.DataFrame, *, on_bad_image: str = "raise", check_images: str = "decode"
 ) -> DatasetPlan:
     """Check a pair frame's images; raise on bad ones or drop them (see `DatasetPlan`)."""
     return _plan(frame, PAIR_REQUIRED_COLUMNS, "pair", on_bad_image, check_images)
@@ -291,7 +292,7 @@ def make_caption_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     on_bad_image: str = "raise",
-    check_images: str = "header",
+    check_images: str = "decode",
     shuffle_buffer_size: int | None = None,
 ) -> tf.data.Dataset:
     """Caption frame -> `({"image": uint8 [B,H,W,3], "caption_in": int32 [B,T]}, caption_out)`.
@@ -318,8 +319,9 @@ def make_caption_dataset(
         on_bad_image: "raise" (one `DataValidationError` listing every bad image) or "skip"
             (drop bad images and their captions, log a warning; files that only fail in TF
             decoding are dropped by `ignore_errors`). Defaults to "raise".
-        check_images: `find_bad_images` mode: "header", "decode" or "none".
-            Defaults to "header".
+        check_images: `find_bad_images` mode: "decode" (full decode, as training does:
+            catches truncated files; ~3 s per 5,000 64x64 PNGs on 2 cores), "header" or
+            "none". Defaults to "decode".
         shuffle_buffer_size: pair shuffle buffer (and decoded-image buffer with `cache`).
             Defaults to 1024.
     """
@@ -373,7 +375,7 @@ def make_pair_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     on_bad_image: str = "raise",
-    check_images: str = "header",
+    check_images: str = "decode",
     shuffle_buffer_size: int | None = None,
 ) -> tf.data.Dataset:
     """Pair frame -> `({"image": uint8 [B,H,W,3], "text": tf.string [B]}, label int32 [B])`.

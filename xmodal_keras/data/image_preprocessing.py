@@ -17,14 +17,26 @@ Example:
 """
 
 import concurrent.futures
+import functools
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 import tensorflow as tf
+
+from xmodal_keras.data.image_header import (
+    DEFAULT_MAX_PIXELS,
+    apply_orientation,
+    checked_image,
+    exif_orientation,
+    first_gif_frame,
+)
 
 # Formats `tf.io.decode_image` can read, by PIL format name.
 TF_DECODABLE_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP"})
-CHECK_MODES = ("header", "decode", "none")
+CHECK_MODES = ("decode", "header", "none")
+PROGRESS_MIN_FILES = 1000
 
 
 def _validate_image_shape(image_shape) -> tuple[int, int]:
@@ -41,20 +53,32 @@ def _validate_image_shape(image_shape) -> tuple[int, int]:
     return height, width
 
 
-def decode_image(image_bytes: tf.Tensor, image_shape: tuple[int, int]) -> tf.Tensor:
+def decode_image(
+    image_bytes: tf.Tensor, image_shape: tuple[int, int], *, max_pixels: int | None = None
+) -> tf.Tensor:
     """Encoded JPEG/PNG/GIF/BMP bytes (scalar `tf.string`) -> uint8 RGB `[height, width, 3]`.
 
     RGBA loses its alpha channel, grayscale is replicated to 3 channels, palette images are
-    expanded, an animated GIF gives its first frame. The image is resized (bilinear,
-    antialias=True), rounded and clipped to uint8. Core TF ops only.
+    expanded, an animated GIF gives its first frame (the only one decoded), a JPEG is
+    turned as its EXIF orientation says. The image is resized (bilinear, antialias=True),
+    rounded and clipped to uint8. Core TF ops only.
 
     Args:
         image_bytes: scalar `tf.string` with the encoded file.
         image_shape: `(height, width)` of the output.
+        max_pixels: when given, the header is checked first (`checked_image`: a supported
+            format of at most this many pixels) and a bad file is an `InvalidArgument`
+            error before anything is decoded. Defaults to None (no check).
     """
     height, width = _validate_image_shape(image_shape)
+    if max_pixels is None:
+        image_bytes = first_gif_frame(image_bytes)
+    else:
+        image_bytes = checked_image(image_bytes, max_pixels)["bytes"]
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8)
-    image = tf.ensure_shape(image, [None, None, 3])
+    image = apply_orientation(
+        tf.ensure_shape(image, [None, None, 3]), exif_orientation(image_bytes)
+    )
     return tf.ensure_shape(resize_image(image, (height, width)), [height, width, 3])
 
 
@@ -69,9 +93,71 @@ def resize_image(images: tf.Tensor, image_shape: tuple[int, int]) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
 
 
-def load_image(path: tf.Tensor | str, image_shape: tuple[int, int]) -> tf.Tensor:
+def load_image(
+    path: tf.Tensor | str, image_shape: tuple[int, int], *, max_pixels: int | None = None
+) -> tf.Tensor:
     """Read an image file and `decode_image` it: uint8 `[height, width, 3]`."""
-    return decode_image(tf.io.read_file(path), image_shape)
+    return decode_image(tf.io.read_file(path), image_shape, max_pixels=max_pixels)
+
+
+def error_line(error: tf.errors.OpError) -> str:
+    """A TF op error (a failed `checked_image` assert, a decoder message) as one line."""
+    message = error.message.split("\n")[0]
+    message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message)
+    message = message.removeprefix("assertion failed: ")
+    if message.startswith("[") and message.endswith("]"):
+        message = " ".join(part.strip() for part in message[1:-1].split("] ["))
+    return message.strip() or type(error).__name__
+
+
+@functools.cache
+def _file_loader(image_shape: tuple[int, int], max_pixels: int | None):
+    return tf.function(
+        lambda path: load_image(path, image_shape, max_pixels=max_pixels),
+        input_signature=[tf.TensorSpec([], tf.string)],
+    )
+
+
+def read_image_files(
+    paths: Sequence[str | os.PathLike],
+    image_shape: tuple[int, int],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> tuple[list[np.ndarray | None], list[tuple[str, str]]]:
+    """Read image files one by one with the training decode, header-checked first.
+
+    What `xmodal caption` reads (both the Keras and the TFLite path): each file's header
+    is checked (`checked_image`, at most `max_pixels`) before it is decoded, and a bad file
+    is reported, not raised, so the other files still get read.
+
+    Returns:
+        `(images, failures)`: a uint8 `[height, width, 3]` array per path (None for a file
+        that failed), and `(path, reason)` for each failed file, in `paths` order.
+
+    Example:
+
+    >>> images, failures = read_image_files(["/no/such.png"], (4, 4))
+    >>> images, failures[0][0]
+    ([None], '/no/such.png')
+    """
+    load = _file_loader(_validate_image_shape(image_shape), max_pixels)
+    images: list[np.ndarray | None] = []
+    failures = []
+    for path in map(os.fspath, paths):
+        try:
+            images.append(load(tf.constant(path)).numpy())
+        except tf.errors.OpError as error:
+            images.append(None)
+            failures.append((path, error_line(error)))
+    return images, failures
+
+
+@functools.cache
+def _tf_decoder():
+    return tf.function(
+        lambda path: load_image(path, (1, 1)),  # the pixels: a shape alone would be folded
+        input_signature=[tf.TensorSpec([], tf.string)],
+    )
 
 
 def _check_one(path: str, mode: str) -> str | None:
@@ -83,6 +169,8 @@ def _check_one(path: str, mode: str) -> str | None:
             return "file not found"
         if os.path.isdir(path):
             return "is a directory, not an image file"
+        if not os.path.isfile(path):  # a FIFO or device: opening it could block
+            return "not a regular file"
         if os.path.getsize(path) == 0:
             return "empty file"
         with Image.open(path) as image:
@@ -92,28 +180,37 @@ def _check_one(path: str, mode: str) -> str | None:
                     f"unsupported image format {image_format} "
                     "(TensorFlow decodes JPEG, PNG, GIF, BMP, WEBP)"
                 )
-            if mode == "header":
-                image.verify()
-            else:
-                image.load()
+            image.verify()
     except UnidentifiedImageError:
         return "not an image (PIL: cannot identify image file)"
     except Exception as error:  # noqa: BLE001 - every failure is a reason to report
         return f"corrupt image (PIL: {error})"
+    if mode == "decode":
+        try:
+            _tf_decoder()(tf.constant(path))
+        except tf.errors.OpError as error:
+            return f"cannot be decoded ({image_format}: {error_line(error)})"
     return None
 
 
 def find_bad_images(
-    paths: Iterable[str | os.PathLike], mode: str = "header", max_workers: int | None = None
+    paths: Iterable[str | os.PathLike],
+    mode: str = "decode",
+    max_workers: int | None = None,
+    *,
+    progress: bool | None = None,
 ) -> list[tuple[str, str]]:
-    """Check image files with PIL in a thread pool; return `(path, reason)` for each bad one.
+    """Check image files in a thread pool; return `(path, reason)` for each bad one.
 
     Args:
         paths: image file paths (duplicates are checked once and reported once).
-        mode: "header" (PIL open + verify: fast; catches missing, empty, non-image and
-            unsupported files and corrupt headers), "decode" (full PIL decode: also catches
-            truncated files) or "none" (no check). Defaults to "header".
+        mode: "decode" (PIL header check, then the full decode training does: also catches
+            truncated and corrupt image data; about 0.3 ms per 64x64 PNG), "header" (PIL
+            open + verify only: catches missing, empty, non-image and unsupported files
+            and corrupt headers) or "none" (no check). Defaults to "decode".
         max_workers: thread count. Defaults to `min(32, cpu_count + 4)`.
+        progress: show a progress bar (on stdout). Defaults to None: shown when decoding
+            at least 1000 files.
 
     Example:
 
@@ -127,8 +224,20 @@ def find_bad_images(
         return []
     if max_workers is None:
         max_workers = min(32, (os.cpu_count() or 1) + 4)
+    if progress is None:
+        progress = mode == "decode" and len(unique_paths) >= PROGRESS_MIN_FILES
+    bar = None
+    if progress:
+        import keras
+
+        print(f"Checking {len(unique_paths)} image files ({mode})", flush=True)
+        bar = keras.utils.Progbar(len(unique_paths), unit_name="image")
+    reasons = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max_workers) as pool:
-        reasons = list(pool.map(lambda path: _check_one(path, mode), unique_paths))
+        for done, reason in enumerate(pool.map(lambda p: _check_one(p, mode), unique_paths), 1):
+            reasons.append(reason)
+            if bar is not None and (done % 100 == 0 or done == len(unique_paths)):
+                bar.update(done)
     return [
         (path, reason)
         for path, reason in zip(unique_paths, reasons, strict=True)

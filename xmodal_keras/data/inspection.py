@@ -8,7 +8,7 @@ Example:
 
 >>> import pathlib, tempfile
 >>> root = pathlib.Path(tempfile.mkdtemp())
->>> _ = (root / "dog.png").write_bytes(b"")
+>>> _ = (root / "dog.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\n")
 >>> _ = (root / "c.csv").write_text("image_path,caption\\ndog.png,A dog.\\nnope.png,\\n")
 >>> report = inspect_dataset(root / "c.csv")
 >>> report.views[0].captions.captions_per_split, report.views[0].problem_count
@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from xmodal_keras.data import sources
+from xmodal_keras.data.image_files import find_unusable_images
 from xmodal_keras.data.text_tokenizer import normalize_caption
-from xmodal_keras.data.validation import MAX_LISTED_PROBLEMS
+from xmodal_keras.data.validation import MAX_LISTED_PROBLEMS, Problem
 
 PERCENTILES = (5, 50, 95)
 
@@ -133,19 +134,39 @@ def _pair_stats(frame: pd.DataFrame) -> PairStats:
     )
 
 
+def _undecodable_images(image_paths: pd.Series) -> list[Problem]:
+    """A `Problem` for each image that does not decode in full (missing ones included)."""
+    return [
+        Problem(path, None, None, "a JPEG, PNG, GIF, BMP or WEBP image", reason)
+        for path, reason in find_unusable_images(image_paths.astype(str), mode="decode")
+    ]
+
+
 def inspect_dataset(
-    path: str | os.PathLike, format: str = "auto", *, check_images: bool = True
+    path: str | os.PathLike,
+    format: str = "auto",
+    *,
+    check_images: bool = True,
+    decode_images: bool = False,
+    allow_outside_root: bool = False,
 ) -> DatasetReport:
     """Detect the format(s) at `path`, read them, and summarise counts and problems.
 
     A folder holding both caption and pair files (the built-in shapes dataset) gets one view
-    for each. Problems in the data are reported, never raised.
+    for each. Problems in the data are reported, never raised. A `.csv` file whose header
+    fits neither kind is read as "csv" captions, as with `format="csv"`, so both name the
+    columns it lacks.
 
     Args:
         path: a dataset folder or file.
         format: "auto", or one of `sources.CAPTION_FORMATS` / `sources.PAIR_FORMATS` (for
             "csv", the header decides captions vs pairs). Defaults to "auto".
         check_images: check image files exist. Defaults to `True`.
+        decode_images: also decode every image the valid rows name, in full, as training
+            does (`find_unusable_images(mode="decode")`: catches truncated, corrupt files).
+            Defaults to `False`.
+        allow_outside_root: accept image paths that leave the data folder (see
+            `sources`). Defaults to `False`.
 
     Returns:
         A `DatasetReport`.
@@ -166,6 +187,9 @@ def inspect_dataset(
             f"{', '.join(known[1:])}."
         )
     detected = sources.detect_formats(path)
+    is_csv_file = os.path.isfile(path) and os.fspath(path).lower().endswith(".csv")
+    if format == "auto" and not detected and is_csv_file:
+        format = "csv"
     if format == "csv":
         views = [(kind, fmt) for kind, fmt in detected if fmt == "csv"] or [("captions", "csv")]
     elif format != "auto":
@@ -180,13 +204,22 @@ def inspect_dataset(
         )
     report = DatasetReport(path=os.fspath(path), views=[])
     for kind, fmt in views:
-        result = sources.read_with_problems(path, kind=kind, format=fmt, check_images=check_images)
+        result = sources.read_with_problems(
+            path,
+            kind=kind,
+            format=fmt,
+            check_images=check_images,
+            allow_outside_root=allow_outside_root,
+        )
+        problems = list(result.problems)
+        if decode_images and len(result.frame):
+            problems += _undecodable_images(result.frame["image_path"])
         view = ViewReport(
             kind=kind,
             format=fmt,
             source=result.source,
-            problem_count=len(result.problems),
-            problems=[str(problem) for problem in result.problems[:MAX_LISTED_PROBLEMS]],
+            problem_count=len(problems),
+            problems=[str(problem) for problem in problems[:MAX_LISTED_PROBLEMS]],
             notes=list(result.notes),
         )
         if kind == "captions":

@@ -50,7 +50,7 @@ def make_retrieval_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     on_bad_image: str = "raise",
-    check_images: str = "header",
+    check_images: str = "decode",
     shuffle_buffer_size: int | None = None,
 ) -> tf.data.Dataset:
     """Caption frame -> `({"images": uint8 [B,H,W,3], "token_ids": int32 [B,T+1]}, image_index)`.

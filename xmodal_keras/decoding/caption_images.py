@@ -1,19 +1,22 @@
 """Caption image files with a trained run: `caption_image_files` (and the batch helper
 `caption_paths` that evaluation shares), optionally drawing attention heat-maps.
 
-Images are read with the training decode (`load_image`: RGB, bilinear resize with
-antialiasing to the model's input size), in batches, and captioned in-graph by a
-`CaptionGenerator` (greedy, or beam search with `beam_width`).
+Images are read with the training decode (`load_image`: EXIF orientation, RGB, bilinear
+resize with antialiasing to the model's input size), in batches, and captioned in-graph by
+a `CaptionGenerator` (greedy, or beam search with `beam_width`). `caption_image_files`
+checks each file's header first (the serving graph's pixel limit) and reports a file that
+cannot be read instead of failing the others.
 """
 
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from xmodal_keras.data.image_preprocessing import load_image
+from xmodal_keras.data.image_header import DEFAULT_MAX_PIXELS
+from xmodal_keras.data.image_preprocessing import load_image, read_image_files
 from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOptions
 
 DEFAULT_BATCH_SIZE = 64
@@ -25,6 +28,31 @@ def _image_batches(paths: Sequence[str], image_shape: tuple[int, int], batch_siz
         lambda path: load_image(path, image_shape), num_parallel_calls=tf.data.AUTOTUNE
     )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _decoding_options(beam_width: int | None) -> dict:
+    options = {"method": "greedy"}
+    if beam_width is not None:
+        options = {"method": "beam", "beam_width": beam_width}
+    DecodingOptions(**options)  # validates before any image is read
+    return options
+
+
+def _caption_batches(
+    generator: CaptionGenerator, batches: Iterable, options: dict, return_attention: bool
+) -> dict[str, list]:
+    result: dict[str, list] = {"text": [], "scores": [], "tokens": []}
+    if return_attention:
+        result.update(attention=[], images=[])
+    for images in batches:
+        out = generator.generate(images, return_attention=return_attention, **options)
+        result["text"].extend(t.decode("utf-8") for t in out["text"].numpy())
+        result["scores"].extend(float(s) for s in out["scores"].numpy())
+        result["tokens"].extend(out["tokens"].numpy())
+        if return_attention:
+            result["attention"].extend(out["attention"].numpy())
+            result["images"].extend(np.asarray(images))
+    return result
 
 
 def caption_paths(
@@ -49,23 +77,10 @@ def caption_paths(
         `"attention"` (`[max_length, regions]` arrays) and `"images"` (uint8 arrays) with
         `return_attention`.
     """
-    options = {"method": "greedy"}
-    if beam_width is not None:
-        options = {"method": "beam", "beam_width": beam_width}
-    DecodingOptions(**options)  # validates before any image is read
+    options = _decoding_options(beam_width)
     height, width = generator.image_shape[:2]
-    result: dict[str, list] = {"text": [], "scores": [], "tokens": []}
-    if return_attention:
-        result.update(attention=[], images=[])
-    for images in _image_batches(paths, (height, width), batch_size):
-        out = generator.generate(images, return_attention=return_attention, **options)
-        result["text"].extend(t.decode("utf-8") for t in out["text"].numpy())
-        result["scores"].extend(float(s) for s in out["scores"].numpy())
-        result["tokens"].extend(out["tokens"].numpy())
-        if return_attention:
-            result["attention"].extend(out["attention"].numpy())
-            result["images"].extend(images.numpy())
-    return result
+    batches = _image_batches(paths, (height, width), batch_size)
+    return _caption_batches(generator, batches, options, return_attention)
 
 
 def attention_map_paths(
@@ -114,8 +129,12 @@ def caption_image_files(
     beam_width: int | None = None,
     attention_map: str | os.PathLike | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[dict]:
     """Caption image files with a trained run; optionally write attention heat-maps.
+
+    Each file's header is checked before it is decoded (`read_image_files`: at most
+    `max_pixels`); a file that fails is reported in its result, the others are captioned.
 
     Args:
         run_dir: a run directory from `train_captioner` (or a `RunDirectory`).
@@ -125,10 +144,12 @@ def caption_image_files(
             image); with several images one file per image, see `attention_map_paths`.
             Greedy only. Defaults to None.
         batch_size: images per decoding batch. Defaults to 64.
+        max_pixels: largest width x height an image may declare. Defaults to 40 MP.
 
     Returns:
-        One dict per image, in order: `{"path", "caption", "score", "attention_map"}`
-        (`attention_map` is the PNG written, or None).
+        One dict per image, in order: `{"path", "caption", "score", "attention_map",
+        "error"}` (`attention_map` is the PNG written, or None; for a file that could not
+        be read `caption` and `score` are None and `error` says why, else it is None).
 
     Raises:
         FileNotFoundError: a missing image file or run.
@@ -147,29 +168,38 @@ def caption_image_files(
             "Attention maps come with greedy decoding only; drop --beam. "
             f"Received: beam_width={beam_width}, attention_map={os.fspath(attention_map)!r}"
         )
+    options = _decoding_options(beam_width)
     model, tokenizer, _ = load_captioner(run_dir)
     generator = CaptionGenerator(model, tokenizer)
+    images, failures = read_image_files(paths, generator.image_shape[:2], max_pixels=max_pixels)
+    errors = dict(failures)
+    readable = [i for i, image in enumerate(images) if image is not None]
     with_maps = attention_map is not None
-    out = caption_paths(
-        generator, paths, beam_width=beam_width, batch_size=batch_size, return_attention=with_maps
+    batches = (
+        np.stack([images[i] for i in readable[start : start + batch_size]])
+        for start in range(0, len(readable), batch_size)
     )
+    out = _caption_batches(generator, batches, options, with_maps)
     map_paths = attention_map_paths(attention_map, paths) if with_maps else [None] * len(paths)
-    results = []
-    for i, path in enumerate(paths):
+    results = [
+        {"path": path, "caption": None, "score": None, "attention_map": None, "error": None}
+        for path in paths
+    ]
+    for j, i in enumerate(readable):
         if with_maps:
             from xmodal_keras.evaluation.plots import plot_attention_map
 
-            words = _words(out["tokens"][i], tokenizer)
+            words = _words(out["tokens"][j], tokenizer)
             map_paths[i].parent.mkdir(parents=True, exist_ok=True)
             plot_attention_map(
-                out["images"][i], words, out["attention"][i][: len(words)], map_paths[i]
+                out["images"][j], words, out["attention"][j][: len(words)], map_paths[i]
             )
-        results.append(
-            {
-                "path": path,
-                "caption": out["text"][i],
-                "score": out["scores"][i],
-                "attention_map": None if map_paths[i] is None else str(map_paths[i]),
-            }
+        results[i].update(
+            caption=out["text"][j],
+            score=out["scores"][j],
+            attention_map=None if map_paths[i] is None else str(map_paths[i]),
         )
+    for result in results:
+        if result["caption"] is None:
+            result["error"] = errors[result["path"]]
     return results

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from xmodal_keras.data.image_header import DEFAULT_MAX_PIXELS
+from xmodal_keras.data.image_preprocessing import read_image_files
 from xmodal_keras.export.tflite_export import (
     CAPTION_SIGNATURE,
     DECODE_STEP_SIGNATURE,
@@ -169,13 +171,22 @@ class TFLiteCaptioner:
         return result
 
     def caption_files(self, paths: Sequence[str | os.PathLike]) -> dict[str, list]:
-        """Caption image files (JPEG/PNG/GIF/BMP) read as training reads them (RGB,
-        bilinear antialiased resize to the model's size); same result as `caption_images`."""
-        from xmodal_keras.export.tflite_export import load_image_files
+        """Caption image files (JPEG/PNG/GIF/BMP) read as training reads them (EXIF
+        orientation, RGB, bilinear antialiased resize to the model's size), each header
+        checked first (`read_image_files`); same result as `caption_images`.
 
-        if not paths:
+        Raises:
+            ValueError: a file that cannot be read, named with the reason.
+        """
+        images, failures = read_image_files(list(paths), self.image_shape[:2])
+        if failures:
+            raise ValueError(
+                "Cannot read image file(s): "
+                + "; ".join(f"{path}: {reason}" for path, reason in failures)
+            )
+        if not images:
             return {"text": [], "scores": [], "tokens": []}
-        return self.caption_images(load_image_files(list(paths), self.image_shape))
+        return self.caption_images(np.stack(images))
 
 
 def caption_tflite_files(
@@ -183,13 +194,16 @@ def caption_tflite_files(
     paths: Sequence[str | os.PathLike],
     *,
     num_threads: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[dict]:
     """Caption image files with an exported `NAME_tflite/` folder (what `xmodal caption
-    saved_models/NAME_tflite IMAGE...` runs).
+    saved_models/NAME_tflite IMAGE...` runs). Each file's header is checked before it is
+    decoded (at most `max_pixels`); a file that fails is reported, the others captioned.
 
     Returns:
-        One dict per image, in order: `{"path", "caption", "score", "attention_map": None}`
-        (the keys of `caption_image_files`).
+        One dict per image, in order: `{"path", "caption", "score", "attention_map": None,
+        "error"}` (the keys of `caption_image_files`; for a file that could not be read
+        `caption` and `score` are None and `error` says why).
 
     Raises:
         FileNotFoundError: no export at `model_dir`, or a missing image file.
@@ -201,8 +215,16 @@ def caption_tflite_files(
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"Image file(s) not found: {', '.join(missing)}")
-    result = TFLiteCaptioner(model_dir, num_threads=num_threads).caption_files(paths)
-    return [
-        {"path": path, "caption": text, "score": score, "attention_map": None}
-        for path, text, score in zip(paths, result["text"], result["scores"], strict=True)
-    ]
+    captioner = TFLiteCaptioner(model_dir, num_threads=num_threads)
+    images, failures = read_image_files(paths, captioner.image_shape[:2], max_pixels=max_pixels)
+    errors = dict(failures)
+    results = []
+    for path, image in zip(paths, images, strict=True):
+        result = {"path": path, "caption": None, "score": None, "attention_map": None}
+        if image is None:
+            result["error"] = errors[path]
+        else:
+            tokens, score = captioner.caption_image(image)
+            result.update(caption=captioner.detokenize(tokens), score=score, error=None)
+        results.append(result)
+    return results

@@ -1,4 +1,4 @@
-"""Data: the built-in shapes dataset, format readers, vocabulary and tf.data pipelines."""
+"""Data: the built-in shapes and digits datasets, readers, vocabulary and tf.data pipelines."""
 
 from xmodal_keras.data.datasets import (
     DatasetPlan,
@@ -8,6 +8,7 @@ from xmodal_keras.data.datasets import (
     plan_caption_dataset,
     plan_pair_dataset,
 )
+from xmodal_keras.data.digits import digits_scenes_dir, generate_digits_scenes, load_digits_scenes
 from xmodal_keras.data.image_preprocessing import decode_image, find_bad_images, load_image
 from xmodal_keras.data.inspection import DatasetReport, format_report, inspect_dataset
 from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
@@ -42,10 +43,13 @@ __all__ = [
     "build_caption_augmentation",
     "build_vocabulary",
     "decode_image",
+    "digits_scenes_dir",
     "find_bad_images",
     "format_report",
+    "generate_digits_scenes",
     "generate_shapes",
     "inspect_dataset",
+    "load_digits_scenes",
     "load_image",
     "load_shapes",
     "make_caption_dataset",

@@ -39,14 +39,28 @@ import itertools
 import json
 import os
 import pathlib
-import shutil
-import tempfile
-import uuid
+import tempfile  # noqa: F401  (the doctests use it)
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
+from xmodal_keras.data.dataset_layout import (
+    FLICKR_SPLIT_FILES,
+    FUSION_SPLIT_FILES,
+    IMAGES_DIR,
+    PNG_COMPRESS_LEVEL,
+    SPLITS,
+    TOKEN_FILE,
+    cache_dir,
+    check_int,
+    dataset_info,
+    info_matches,
+    json_line,
+    load_cached,
+    write_dataset_atomically,
+    write_lines,
+)
 from xmodal_keras.data.validation import ProblemCollector
 
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
@@ -156,21 +170,11 @@ CAPTION_TEMPLATES = {
 }
 CAPTIONS_PER_IMAGE = 5
 
-# On-disk layout.
-IMAGES_DIR = "Images"
-TOKEN_FILE = "Flickr8k.token.txt"
-SPLITS = ("train", "val", "test")
-FLICKR_SPLIT_FILES = {
-    "train": "Flickr_8k.trainImages.txt",
-    "val": "Flickr_8k.devImages.txt",
-    "test": "Flickr_8k.testImages.txt",
-}
-FUSION_SPLIT_FILES = {"train": "train.jsonl", "val": "dev.jsonl", "test": "test.jsonl"}
+# On-disk layout (the shared one of `dataset_layout`, plus the scenes' ground truth).
 SCENES_FILE = "scenes.jsonl"
 INFO_FILE = "shapes.json"
 GENERATOR_NAME = "xmodal_keras.data.shapes"
 FORMAT_VERSION = 1
-PNG_COMPRESS_LEVEL = 6
 
 MIN_NUM_IMAGES = 10
 MIN_IMAGE_SIZE = 32
@@ -267,20 +271,11 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
 
 
-def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    ok = ok and value >= minimum and (maximum is None or value <= maximum)
-    if not ok:
-        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"`{name}` must be an integer {bound}. Received: {name}={value!r}")
-    return int(value)
-
-
 def _check_params(num_images: object, image_size: object, seed: object) -> tuple[int, int, int]:
     return (
-        _check_int("num_images", num_images, MIN_NUM_IMAGES),
-        _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
-        _check_int("seed", seed, 0),
+        check_int("num_images", num_images, MIN_NUM_IMAGES),
+        check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+        check_int("seed", seed, 0),
     )
 
 
@@ -352,7 +347,7 @@ def sample_scene(rng: np.random.Generator, image_id: str, image_size: int) -> Sc
     >>> 1 <= len(scene.objects) <= 3
     True
     """
-    image_size = _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
     counts = list(NUM_OBJECTS_PROBABILITIES)
     num_objects = counts[rng.choice(len(counts), p=list(NUM_OBJECTS_PROBABILITIES.values()))]
     picks = rng.choice(len(_ALL_DESCRIPTIONS), size=num_objects, replace=False)
@@ -544,7 +539,7 @@ def render_scene(scene: Scene, image_size: int, rng: np.random.Generator) -> np.
     >>> image.shape, image.dtype
     ((32, 32, 3), dtype('uint8'))
     """
-    image_size = _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
     image = _background(scene.background, image_size, rng)
     for obj in scene.objects:
         rows, cols, coverage = _coverage(obj, image_size)
@@ -586,7 +581,7 @@ def describe_scene(
         raise ValueError(
             f"A scene must have 1 to 3 objects. Received: {len(scene.objects)} objects"
         )
-    num_captions = _check_int("num_captions", num_captions, 1, len(templates))
+    num_captions = check_int("num_captions", num_captions, 1, len(templates))
     if len(scene.objects) == 1:
         valid_relation = scene.relation is None
     else:
@@ -944,22 +939,7 @@ def split_assignment(num_images: int, seed: int) -> list[str]:
 
 
 def _dataset_info(num_images: int, image_size: int, seed: int) -> dict:
-    return {
-        "format_version": FORMAT_VERSION,
-        "generator": GENERATOR_NAME,
-        "image_size": image_size,
-        "num_images": num_images,
-        "seed": seed,
-    }
-
-
-def _write_lines(path: pathlib.Path, lines: list[str]) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as file:
-        file.writelines(f"{line}\n" for line in lines)
-
-
-def _json_line(data: dict) -> str:
-    return json.dumps(data, sort_keys=True, ensure_ascii=True)
+    return dataset_info(GENERATOR_NAME, FORMAT_VERSION, num_images, image_size, seed)
 
 
 def _write_dataset(root: pathlib.Path, num_images: int, image_size: int, seed: int) -> None:
@@ -982,7 +962,7 @@ def _write_dataset(root: pathlib.Path, num_images: int, image_size: int, seed: i
         )
         for k, caption in enumerate(describe_scene(scene, caption_rng)):
             token_lines.append(f"{file_name}#{k}\t{caption}")
-        scene_lines.append(_json_line(scene_to_dict(scene)))
+        scene_lines.append(json_line(scene_to_dict(scene)))
         split = splits[index]
         split_images[split].append(file_name)
         positive, negative = make_statement_pair(scene, statement_rng)
@@ -995,43 +975,19 @@ def _write_dataset(root: pathlib.Path, num_images: int, image_size: int, seed: i
                 "label": label,
                 "text": statement_text(statement),
             }
-            fusion_lines[split].append(_json_line(record))
-    _write_lines(root / TOKEN_FILE, token_lines)
-    _write_lines(root / SCENES_FILE, scene_lines)
+            fusion_lines[split].append(json_line(record))
+    write_lines(root / TOKEN_FILE, token_lines)
+    write_lines(root / SCENES_FILE, scene_lines)
     for split in SPLITS:
-        _write_lines(root / FLICKR_SPLIT_FILES[split], split_images[split])
-        _write_lines(root / FUSION_SPLIT_FILES[split], fusion_lines[split])
+        write_lines(root / FLICKR_SPLIT_FILES[split], split_images[split])
+        write_lines(root / FUSION_SPLIT_FILES[split], fusion_lines[split])
     info = _dataset_info(num_images, image_size, seed)
     info["splits"] = {split: len(split_images[split]) for split in SPLITS}
-    _write_lines(root / INFO_FILE, [json.dumps(info, sort_keys=True, indent=2)])
-
-
-def _read_info(root: pathlib.Path) -> dict | None:
-    try:
-        info = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) and info.get("generator") == GENERATOR_NAME else None
+    write_lines(root / INFO_FILE, [json.dumps(info, sort_keys=True, indent=2)])
 
 
 def _is_complete(root: pathlib.Path, num_images: int, image_size: int, seed: int) -> bool:
-    info = _read_info(root)
-    expected = _dataset_info(num_images, image_size, seed)
-    return info is not None and all(info.get(key) == value for key, value in expected.items())
-
-
-def _publish(staging: pathlib.Path, root: pathlib.Path) -> None:
-    """Moves the finished `staging` dir to `root`, replacing an empty or old dataset there."""
-    old = None
-    if root.exists():
-        if any(root.iterdir()):
-            old = root.with_name(f".{root.name}.old-{uuid.uuid4().hex}")
-            os.rename(root, old)
-        else:
-            root.rmdir()
-    os.rename(staging, root)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return info_matches(root, INFO_FILE, _dataset_info(num_images, image_size, seed))
 
 
 def generate_shapes(
@@ -1061,35 +1017,16 @@ def generate_shapes(
     ['Flickr8k.token.txt', 'Flickr_8k.devImages.txt', 'Flickr_8k.testImages.txt']
     """
     num_images, image_size, seed = _check_params(num_images, image_size, seed)
-    root = pathlib.Path(out_dir).absolute()
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"`out_dir` must be a directory. Received: out_dir={str(out_dir)!r}")
-    if root.is_dir() and any(root.iterdir()) and _read_info(root) is None:
-        raise ValueError(
-            "`out_dir` is a non-empty directory that is not a shapes dataset; refusing to "
-            f"overwrite it. Received: out_dir={str(out_dir)!r}"
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
-        _write_dataset(staging, num_images, image_size, seed)
-        _publish(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return root
+    return write_dataset_atomically(
+        out_dir,
+        lambda staging: _write_dataset(staging, num_images, image_size, seed),
+        name="shapes",
+        info_file=INFO_FILE,
+        generator=GENERATOR_NAME,
+    )
 
 
 # ----------------------------------------------------------------------------- cache
-
-
-def data_home() -> pathlib.Path:
-    """`$XMODAL_DATA_DIR` if set, else `$XDG_CACHE_HOME/xmodal_keras` (or ~/.cache/...)."""
-    configured = os.environ.get("XMODAL_DATA_DIR")
-    if configured:
-        return pathlib.Path(configured).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(cache) / "xmodal_keras"
 
 
 def shapes_dir(num_images: int = 5000, image_size: int = 64, seed: int = 0) -> pathlib.Path:
@@ -1101,8 +1038,7 @@ def shapes_dir(num_images: int = 5000, image_size: int = 64, seed: int = 0) -> p
     'shapes-v1-n5000-64px-seed0'
     """
     num_images, image_size, seed = _check_params(num_images, image_size, seed)
-    name = f"shapes-v{FORMAT_VERSION}-n{num_images}-{image_size}px-seed{seed}"
-    return data_home() / name
+    return cache_dir("shapes", FORMAT_VERSION, num_images, image_size, seed)
 
 
 def load_shapes(num_images: int = 5000, image_size: int = 64, seed: int = 0) -> pathlib.Path:
@@ -1118,12 +1054,8 @@ def load_shapes(num_images: int = 5000, image_size: int = 64, seed: int = 0) -> 
     True
     """
     root = shapes_dir(num_images, image_size, seed)
-    if _is_complete(root, num_images, image_size, seed):
-        return root
-    try:
-        return generate_shapes(root, num_images=num_images, image_size=image_size, seed=seed)
-    except OSError:
-        # Another process may have published the same dataset first.
-        if _is_complete(root, num_images, image_size, seed):
-            return root
-        raise
+    return load_cached(
+        root,
+        lambda: _is_complete(root, num_images, image_size, seed),
+        lambda: generate_shapes(root, num_images=num_images, image_size=image_size, seed=seed),
+    )

@@ -3,6 +3,8 @@
 Example:
 
     xmodal data shapes --out /tmp/shapes --num-images 200 --size 64
+    xmodal data digits --out /tmp/digits --num-images 200 --size 64
+    xmodal tune captioner --data /tmp/digits --steps 200
     xmodal data inspect /tmp/shapes
     xmodal train captioner --data shapes --decoder transformer --epochs 6 --out runs/t
     xmodal evaluate runs/t --split test --beam 3
@@ -45,17 +47,27 @@ def _name_list(text: str) -> tuple[str, ...]:
     return names
 
 
-def _cmd_data_shapes(args: argparse.Namespace) -> int:
+_ALLOW_OUTSIDE_ROOT_HELP = (
+    "read image (and audio) paths that leave the data folder (../x.png, absolute paths "
+    "elsewhere); refused by default"
+)
+
+
+def _add_allow_outside_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-outside-root", action="store_true", help=_ALLOW_OUTSIDE_ROOT_HELP)
+
+
+def _cmd_data_generate(args: argparse.Namespace) -> int:
+    from xmodal_keras.data.digits import generate_digits_scenes
     from xmodal_keras.data.shapes import generate_shapes
 
+    generate = {"shapes": generate_shapes, "digits": generate_digits_scenes}[args.data_command]
     start = time.perf_counter()
-    root = generate_shapes(
-        args.out, num_images=args.num_images, image_size=args.size, seed=args.seed
-    )
+    root = generate(args.out, num_images=args.num_images, image_size=args.size, seed=args.seed)
     seconds = time.perf_counter() - start
     print(
-        f"wrote {args.num_images} shapes images ({args.size}x{args.size}) to {root} "
-        f"in {seconds:.1f} s"
+        f"wrote {args.num_images} {args.data_command} images ({args.size}x{args.size}) to "
+        f"{root} in {seconds:.1f} s"
     )
     return 0
 
@@ -65,7 +77,7 @@ def _cmd_data_to_tfrecord(args: argparse.Namespace) -> int:
     from xmodal_keras.data.tfrecords import write_caption_tfrecords
 
     start = time.perf_counter()
-    frame = read_captions(args.path, args.format)
+    frame = read_captions(args.path, args.format, allow_outside_root=args.allow_outside_root)
     manifest = write_caption_tfrecords(frame, args.out, num_shards=args.shards)
     for split, info in manifest["splits"].items():
         print(
@@ -79,7 +91,12 @@ def _cmd_data_to_tfrecord(args: argparse.Namespace) -> int:
 def _cmd_data_inspect(args: argparse.Namespace) -> int:
     from xmodal_keras.data.inspection import format_report, inspect_dataset
 
-    report = inspect_dataset(args.path, format=args.format)
+    report = inspect_dataset(
+        args.path,
+        format=args.format,
+        decode_images=args.decode,
+        allow_outside_root=args.allow_outside_root,
+    )
     print(format_report(report))
     return 1 if args.strict and report.problem_count else 0
 
@@ -88,22 +105,30 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
 # the dataclass only: a flag left out keeps the dataclass default.
 _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("format", str, "reader for --data paths (default: detect)"),
-    ("decoder", str, "gru (Show, Attend and Tell) or transformer (default: transformer)"),
+    (
+        "decoder",
+        str,
+        "gru (Show, Attend and Tell), lstm (Show and Tell) or transformer (default: transformer)",
+    ),
     (
         "encoder",
         str,
-        "small_cnn (default), mobilenet_v3_small, mobilenet_v3_large, efficientnet_v2_b0, "
-        "resnet50 or inception_v3",
+        "residual_cnn (default: a small ResNet with batch norm), small_cnn, "
+        "mobilenet_v3_small, mobilenet_v3_large, efficientnet_v2_b0, resnet50 or inception_v3",
     ),
     ("weights", str, "encoder weights: imagenet or a weights file (default: none)"),
     ("trainable_blocks", int, "encoder blocks to fine-tune (default: all, or none with weights)"),
-    ("encoder_hidden_dim", int, "channels of small_cnn's last stage (default: 64)"),
-    ("encoder_num_layers", int, "conv + pool stages of small_cnn (default: 3)"),
+    (
+        "encoder_hidden_dim",
+        int,
+        "last-stage channels of residual_cnn / small_cnn (default: 128 / 64)",
+    ),
+    ("encoder_num_layers", int, "stride-2 stages of residual_cnn / small_cnn (default: 3)"),
     ("image_size", int, "square image side the model reads (default: 64)"),
     ("sequence_length", int, "decoder length (default: 22 for shapes, else 20)"),
     ("min_count", int, "keep words seen at least this often in train captions (default: 1)"),
     ("max_vocabulary_size", int, "cap the vocabulary (default: no cap)"),
-    ("embedding_dim", int, "GRU word embedding size (default: 256)"),
+    ("embedding_dim", int, "GRU / LSTM word embedding size (default: 256)"),
     ("hidden_dim", int, "decoder width (default: 256)"),
     ("intermediate_dim", int, "Transformer feed-forward width (default: 4 x hidden)"),
     ("num_layers", int, "Transformer decoder blocks (default: 2)"),
@@ -112,8 +137,8 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("dropout", float, "dropout rate (default: 0.1)"),
     ("epochs", int, "epochs (default: 10); rerun with more to extend a finished run"),
     ("batch_size", int, "batch per replica; global = this x replicas (default: 64)"),
-    ("learning_rate", float, "peak learning rate of warm-up + cosine (default: 1e-3)"),
-    ("label_smoothing", float, "label smoothing (default: 0)"),
+    ("learning_rate", float, "peak learning rate of warm-up + cosine (default: 2e-3)"),
+    ("label_smoothing", float, "label smoothing (default: 0.1)"),
     ("seed", int, "random seed (default: 0)"),
     (
         "strategy",
@@ -130,27 +155,77 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
 
 # `xmodal train captioner` on/off flags: (CaptionerTrainConfig field, help).
 _TRAIN_SWITCHES: tuple[tuple[str, str], ...] = (
+    ("allow_outside_root", _ALLOW_OUTSIDE_ROOT_HELP),
     ("jit_compile", "XLA-compile the train step (faster on GPU/TPU, slower on CPU)"),
     ("scale_learning_rate", "multiply --learning-rate by the number of replicas"),
 )
 
 
-def _cmd_train_captioner(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.train_captioner import CaptionerTrainConfig, train_captioner
+def _add_captioner_settings(parser: argparse.ArgumentParser) -> None:
+    """`--data` and the `CaptionerTrainConfig` flags (train and tune captioner)."""
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="shapes, or caption data: Flickr8k folder, Karpathy/COCO JSON (several allowed), CSV",
+    )
+    for name, kind, text in _TRAIN_FLAGS:
+        choices = None
+        if name == "decoder":
+            choices = ("gru", "lstm", "transformer")
+        elif name == "strategy":
+            choices = ("auto", "default", "mirrored", "multi_worker", "tpu")
+        elif name == "precision":
+            choices = ("float32", "mixed_float16", "mixed_bfloat16")
+        parser.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, help=text
+        )
+    for name, text in _TRAIN_SWITCHES:
+        parser.add_argument("--" + name.replace("_", "-"), action="store_true", help=text)
+
+
+def _captioner_config(args: argparse.Namespace):
+    from xmodal_keras.training.train_captioner import CaptionerTrainConfig
 
     settings = {
         name: getattr(args, name) for name, _, _ in _TRAIN_FLAGS if getattr(args, name) is not None
     }
     settings.update({name: True for name, _ in _TRAIN_SWITCHES if getattr(args, name)})
     data = args.data[0] if len(args.data) == 1 else tuple(args.data)
-    train_captioner(CaptionerTrainConfig(data=data, **settings), args.out)
+    return CaptionerTrainConfig(data=data, **settings)
+
+
+def _cmd_train_captioner(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.train_captioner import train_captioner
+
+    train_captioner(_captioner_config(args), args.out)
+    return 0
+
+
+def _cmd_tune_captioner(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.tune_captioner import tune_captioner
+
+    result = tune_captioner(
+        _captioner_config(args),
+        min_learning_rate=args.min_learning_rate,
+        max_learning_rate=args.max_learning_rate,
+        num_steps=args.steps,
+    )
+    print(result.table())
+    stopped = " (stopped: the loss diverged)" if result.stopped_early else ""
+    lowest = result.learning_rates[int(result.smoothed_losses.argmin())]
+    print(
+        f"learning-rate range test: {len(result.losses)} steps{stopped}; lowest smoothed loss "
+        f"at {lowest:.2g}; suggested --learning-rate {result.suggested_learning_rate:.2g} "
+        "(a tenth of it; for runs of a few epochs up to about two thirds of it can do better)"
+    )
     return 0
 
 
 # `xmodal train retrieval` flags: (RetrievalTrainConfig field, type, help).
 _RETRIEVAL_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("format", str, "reader for --data paths (default: detect)"),
-    ("encoder", str, "image backbone: small_cnn or a keras.applications name"),
+    ("encoder", str, "image backbone: small_cnn, residual_cnn or a keras.applications name"),
     ("weights", str, "backbone weights: imagenet or a file (default: random init)"),
     ("image_size", int, "image side in pixels (default: 64)"),
     ("text_encoder", str, "bigru or transformer (default: bigru)"),
@@ -174,7 +249,8 @@ def _cmd_train_retrieval(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     data = args.data[0] if len(args.data) == 1 else tuple(args.data)
-    train_retrieval(RetrievalTrainConfig(data=data, **settings), args.out)
+    config = RetrievalTrainConfig(data=data, allow_outside_root=args.allow_outside_root, **settings)
+    train_retrieval(config, args.out)
     return 0
 
 
@@ -267,6 +343,7 @@ def _fusion_config(args: argparse.Namespace) -> "FusionTrainConfig":
         data=args.data,
         modalities=_fusion_modalities(args),
         baselines=args.baselines,
+        allow_outside_root=args.allow_outside_root,
         **settings,
     )
 
@@ -328,12 +405,19 @@ def _cmd_caption(args: argparse.Namespace) -> int:
         results = caption_image_files(
             args.run_dir, args.images, beam_width=args.beam, attention_map=args.attention_map
         )
+    failed = 0
     for result in results:
+        if result["error"] is not None:
+            failed += 1
+            print(f"{result['path']}: cannot caption: {result['error']}", file=sys.stderr)
+            continue
         line = f"{result['path']}: {result['caption']}"
         if result["attention_map"]:
             line += f"  [attention map: {result['attention_map']}]"
         print(line)
-    return 0
+    if failed:
+        print(f"{failed} of {len(results)} image(s) could not be captioned", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -413,13 +497,46 @@ def _export_fusion(args: argparse.Namespace) -> str:
     return f"{path} (signatures: classify, serving_default)"
 
 
-def _cmd_serve_config(args: argparse.Namespace) -> int:
-    from xmodal_keras.export.serving_config import write_serving_config
+def _per_model_options(values: list[str], flag: str) -> dict:
+    """`--version-policy [MODEL=]POLICY` / `--label [MODEL:]LABEL=VERSION` values as
+    write_serving_config's {model: value} ("" = every model)."""
+    options: dict = {}
+    for value in values:
+        if flag == "--label":
+            target, _, version = value.rpartition("=")
+            model, _, label = target.rpartition(":")
+            if not label or not version.isdigit():
+                raise ValueError(f"{flag} is [MODEL:]LABEL=VERSION. Received: {flag} {value}")
+            options.setdefault(model, {})[label] = int(version)
+        else:
+            model, _, policy = value.rpartition("=")
+            options[model] = policy
+    return options
 
-    for path in write_serving_config(
-        args.base_dir, batching=args.batching, base_path_prefix=args.base_path_prefix
-    ):
+
+def _cmd_serve_config(args: argparse.Namespace) -> int:
+    from xmodal_keras.export.serving_config import (
+        model_folders,
+        server_flags,
+        write_serving_config,
+    )
+
+    names = [folder.name for folder in model_folders(args.base_dir)]
+    policies = _per_model_options(args.version_policy, "--version-policy")
+    labels = _per_model_options(args.label, "--label")
+    written = write_serving_config(
+        args.base_dir,
+        version_policy={name: policies.get(name, policies.get("", "latest")) for name in names},
+        version_labels={name: {**labels.get("", {}), **labels.get(name, {})} for name in names},
+        batching=args.batching,
+        monitoring=args.monitoring,
+        max_batch_size=args.max_batch_size,
+        base_path_prefix=args.base_path_prefix,
+    )
+    for path in written:
         print(f"wrote {path}")
+    flags = " ".join(server_flags(written, args.base_path_prefix))
+    print(f"serve: tensorflow_model_server --port=8500 --rest_api_port=8501 {flags}")
     return 0
 
 
@@ -513,25 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
         "captioner",
         help="image captioner (model.fit with a progress bar; a killed run resumes when rerun)",
     )
-    captioner.add_argument(
-        "--data",
-        nargs="+",
-        required=True,
-        help="shapes, or caption data: Flickr8k folder, Karpathy/COCO JSON (several allowed), CSV",
-    )
-    for name, kind, text in _TRAIN_FLAGS:
-        choices = None
-        if name == "decoder":
-            choices = ("gru", "transformer")
-        elif name == "strategy":
-            choices = ("auto", "default", "mirrored", "multi_worker", "tpu")
-        elif name == "precision":
-            choices = ("float32", "mixed_float16", "mixed_bfloat16")
-        captioner.add_argument(
-            "--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, help=text
-        )
-    for name, text in _TRAIN_SWITCHES:
-        captioner.add_argument("--" + name.replace("_", "-"), action="store_true", help=text)
+    _add_captioner_settings(captioner)
     captioner.add_argument("--out", required=True, help="run directory to write (or resume)")
     captioner.set_defaults(run=_cmd_train_captioner)
 
@@ -543,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, kind, text in _RETRIEVAL_FLAGS:
         retrieval.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    _add_allow_outside_root(retrieval)
     retrieval.add_argument("--out", required=True, help="run directory to write (or resume)")
     retrieval.set_defaults(run=_cmd_train_retrieval)
 
@@ -569,6 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     fusion.add_argument(
         "--baselines", action="store_true", help="also train image-only and text-only models"
     )
+    _add_allow_outside_root(fusion)
     fusion.add_argument("--out", required=True, help="run directory to write (or resume)")
     fusion.set_defaults(run=_cmd_train_fusion)
 
@@ -641,7 +742,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_config.add_argument("base_dir", metavar="DIR", help="folder of NAME/VERSION exports")
     serve_config.add_argument(
+        "--version-policy",
+        action="append",
+        default=[],
+        metavar="[MODEL=]POLICY",
+        help="versions to serve: latest (default), latest:N, all or specific:V1,V2; "
+        "for one model with MODEL=, repeatable",
+    )
+    serve_config.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="[MODEL:]LABEL=VERSION",
+        help="a version label, e.g. stable=1 canary=2 (repeatable)",
+    )
+    serve_config.add_argument(
         "--batching", action="store_true", help="also write batching_parameters.txt"
+    )
+    serve_config.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=32,
+        help="batching: the most rows a batch (and a request) may have (default: 32)",
+    )
+    serve_config.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also write monitoring.config (Prometheus metrics on the REST port)",
     )
     serve_config.add_argument(
         "--base-path-prefix",
@@ -669,17 +796,33 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--version", type=_positive_int, help="model version (default: latest)")
     predict.set_defaults(run=_cmd_predict)
 
+    tune = commands.add_parser("tune", help="learning-rate range test for a task's settings")
+    tune_commands = tune.add_subparsers(dest="tune_command", required=True)
+    tune_captioner = tune_commands.add_parser(
+        "captioner",
+        help="exponential learning-rate ramp on the train split; prints a suggested rate",
+    )
+    _add_captioner_settings(tune_captioner)
+    tune_captioner.add_argument("--steps", type=_positive_int, default=200, help="ramp steps")
+    tune_captioner.add_argument("--min-learning-rate", type=float, default=1e-5)
+    tune_captioner.add_argument("--max-learning-rate", type=float, default=1e-1)
+    tune_captioner.set_defaults(run=_cmd_tune_captioner)
+
     data = commands.add_parser("data", help="datasets: generate, inspect")
     data_commands = data.add_subparsers(dest="data_command", required=True)
 
-    shapes = data_commands.add_parser(
-        "shapes", help="generate the built-in shapes dataset (Flickr8k + Hateful-Memes layout)"
-    )
-    shapes.add_argument("--out", required=True, help="folder to write the dataset into")
-    shapes.add_argument("--num-images", type=_positive_int, default=5000)
-    shapes.add_argument("--size", type=_positive_int, default=64, help="image side in pixels")
-    shapes.add_argument("--seed", type=int, default=0)
-    shapes.set_defaults(run=_cmd_data_shapes)
+    for name, num_images, what in (
+        ("shapes", 5000, "the built-in shapes dataset"),
+        ("digits", 4000, "the built-in digits dataset (real scanned digits on photos)"),
+    ):
+        generator = data_commands.add_parser(
+            name, help=f"generate {what} (Flickr8k + Hateful-Memes layout)"
+        )
+        generator.add_argument("--out", required=True, help="folder to write the dataset into")
+        generator.add_argument("--num-images", type=_positive_int, default=num_images)
+        generator.add_argument("--size", type=_positive_int, default=64, help="image side (px)")
+        generator.add_argument("--seed", type=int, default=0)
+        generator.set_defaults(run=_cmd_data_generate)
 
     inspect = data_commands.add_parser(
         "inspect", help="counts, vocabulary, lengths, label balance and problems of a dataset"
@@ -691,6 +834,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--strict", action="store_true", help="exit with status 1 when problems are found"
     )
+    inspect.add_argument(
+        "--decode",
+        action="store_true",
+        help="decode every image in full, as training does (finds truncated or corrupt files)",
+    )
+    _add_allow_outside_root(inspect)
     inspect.set_defaults(run=_cmd_data_inspect)
 
     to_tfrecord = data_commands.add_parser(
@@ -706,6 +855,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards", type=_positive_int, default=8, help="shards per split (default: 8)"
     )
     to_tfrecord.add_argument("--format", default="auto", help="reader to use (default: detect)")
+    _add_allow_outside_root(to_tfrecord)
     to_tfrecord.set_defaults(run=_cmd_data_to_tfrecord)
     return parser
 
@@ -715,7 +865,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, OSError) as error:  # bad input or a file system refusal: one line
         print(f"xmodal: error: {error}", file=sys.stderr)
         return 2
 

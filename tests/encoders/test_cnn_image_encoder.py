@@ -17,6 +17,7 @@ def _trainable_layer_names(model):
 
 def test_names():
     assert IMAGE_ENCODER_NAMES == (
+        "residual_cnn",
         "small_cnn",
         "mobilenet_v3_small",
         "mobilenet_v3_large",
@@ -119,7 +120,7 @@ def test_assign_blocks_joins_unmatched_layers_to_neighbours():
         ({"trainable_blocks": 4}, r"'small_cnn' has 3 blocks. Received: trainable_blocks=4"),
         ({"hidden_dim": 0}, r"Received: hidden_dim=0"),
         ({"num_layers": 6}, r"too small for 6 2x2 poolings"),
-        ({"name": "resnet50", "hidden_dim": 8}, r"only apply to name='small_cnn'"),
+        ({"name": "resnet50", "hidden_dim": 8}, r"only apply to \('residual_cnn', 'small_cnn'\)"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -159,3 +160,37 @@ def test_backbone_takes_raw_rgb_and_reloads(name):
     blocks = set(_assign_blocks(backbone.layers, spec.block_pattern, spec.marker_ends_block))
     assert None not in blocks and len(blocks) == NUM_BLOCKS[name]
     run_model_saving_test(encoder, images, atol=1e-4)
+
+
+def test_residual_cnn_grid_keeps_positions_and_saves():
+    encoder = build_image_encoder("residual_cnn", image_shape=(32, 32, 3), hidden_dim=16)
+    backbone = encoder.get_layer("backbone")
+    widths = [layer.filters for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D)]
+    # Per stage: a strided conv and a two-conv residual block; widths at least 16.
+    assert widths == [16] * 9
+    norms = [
+        layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert len(norms) == 9 and all(layer.momentum == 0.9 for layer in norms)
+    assert sum(isinstance(layer, keras.layers.Add) for layer in backbone.layers) == 3
+    # The grid is the conv features plus one learned embedding row per region.
+    embedding = encoder.get_layer("grid_position_embedding")
+    embedding.set_weights([np.zeros((16, 16), "float32")])
+    features = np.asarray(encoder(IMAGES)["grid"])
+    table = np.random.default_rng(2).normal(size=(16, 16)).astype("float32")
+    embedding.set_weights([table])
+    np.testing.assert_allclose(encoder(IMAGES)["grid"], features + table, atol=1e-5)
+    run_model_saving_test(encoder, IMAGES, atol=1e-5)
+
+
+def test_residual_cnn_stages_are_blocks():
+    encoder = build_image_encoder(
+        "residual_cnn", image_shape=(32, 32, 3), hidden_dim=16, num_layers=2, trainable_blocks=1
+    )
+    names = _trainable_layer_names(encoder.get_layer("backbone"))
+    assert names and all(n.startswith("stage2_") for n in names), names
+    assert tuple(encoder.output["grid"].shape) == (None, 64, 16)
+    with pytest.raises(ValueError, match="too small for 6 stride-2 stages"):
+        build_image_encoder("residual_cnn", image_shape=(32, 32, 3), num_layers=6)
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        build_image_encoder("residual_cnn", weights="imagenet")

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from captioner_runs import untrained_run
+from export_checks import assert_readable_by_others, tf1_session_run
 from google.protobuf import text_format
 from PIL import Image
 from tensorflow_serving.config import model_server_config_pb2
@@ -49,21 +50,25 @@ def image_file_bytes(path, image_format, mode="RGB", **save_kwargs) -> bytes:
 @pytest.fixture(scope="module")
 def runs(tiny_shapes_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("export_runs")
+    # The Transformer run has the default from-scratch encoder (residual_cnn: batch norm).
+    encoders = {"gru": "small_cnn", "lstm": "small_cnn", "transformer": "residual_cnn"}
     return {
-        decoder: untrained_run(tiny_shapes_dir, base / decoder, decoder=decoder)
-        for decoder in ("gru", "transformer")
+        decoder: untrained_run(tiny_shapes_dir, base / decoder, decoder=decoder, encoder=encoder)
+        for decoder, encoder in encoders.items()
     }
 
 
 @pytest.fixture(scope="module")
 def exports(runs, tmp_path_factory):
-    """Both decoders exported; the GRU through the `xmodal export` command."""
+    """Every decoder exported; the GRU through the `xmodal export` command."""
     base = tmp_path_factory.mktemp("saved_models")
     command = [sys.executable, "-m", "xmodal_keras", "export", os.fspath(runs["gru"])]
     printed = run_command([*command, "--out", str(base), "--name", "gru"])
     assert f"exported {base / 'gru' / '1'}" in printed
-    transformer = export_saved_model(runs["transformer"], base_dir=base, name="transformer")
-    return {"gru": base / "gru" / "1", "transformer": transformer}
+    exported = {"gru": base / "gru" / "1"}
+    for decoder in ("lstm", "transformer"):
+        exported[decoder] = export_saved_model(runs[decoder], base_dir=base, name=decoder)
+    return exported
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +123,29 @@ def test_saved_model_cli_run_gives_the_keras_caption(exports, runs, test_images,
     assert caption == str([expected["text"][0]])
 
 
+def test_the_tf1_loader_runs_every_signature(exports, test_images, fresh_process_outputs, tmp_path):
+    """The signatures `saved_model_cli run` does not run above, through its TF1 loader
+    (as TF Serving loads), one process, one load per model: the same outputs as
+    `tf.saved_model.load`, which the tests below compare with Keras."""
+    images = {"image_bytes": np.array(test_images)}
+    first = tf.io.decode_image(test_images[0], channels=3, expand_animations=False)
+    calls = [
+        (exports["gru"], "serving_default", images),
+        (exports["transformer"], "caption_beam", images),
+        (exports["transformer"], "embed_image", images),
+        (exports["transformer"], "caption_pixels", {"images": first.numpy()[None]}),
+    ]
+    decoders = {path: decoder for decoder, path in exports.items()}
+    for (path, signature, _), outputs in zip(calls, tf1_session_run(calls, tmp_path), strict=True):
+        expected = fresh_process_outputs[decoders[path]][signature]
+        assert sorted(outputs) == sorted(expected), signature
+        for key, value in outputs.items():
+            if value.dtype.kind in "SO":
+                assert value.astype(str).tolist() == expected[key], (signature, key)
+            else:
+                np.testing.assert_allclose(value, expected[key], rtol=1e-5, atol=1e-6)
+
+
 FRESH_PROCESS = """
 import json, sys
 import numpy as np
@@ -155,7 +183,7 @@ def fresh_process_outputs(exports, test_images):
     return {decoder: outputs[str(path)] for decoder, path in exports.items()}
 
 
-@pytest.mark.parametrize("decoder", ["gru", "transformer"])
+@pytest.mark.parametrize("decoder", ["gru", "lstm", "transformer"])
 def test_fresh_process_gives_keras_tokens_for_mixed_formats(
     decoder, runs, test_images, fresh_process_outputs
 ):
@@ -204,8 +232,21 @@ def hostile_inputs(test_images) -> dict[str, tuple[bytes, str]]:
     tiff = io.BytesIO()
     frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green", "blue")]
     frames[0].save(tiff, format="TIFF", save_all=True, append_images=frames[1:])
+    gif = bytearray(test_images[3])
+    gif[6:10] = (1).to_bytes(2, "little") * 2  # a 1 x 1 screen ...
+    frame = 13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)
+    while gif[frame] == 0x21:  # extension blocks: introducer, label, sub-blocks
+        frame += 2
+        while gif[frame]:
+            frame += gif[frame] + 1
+        frame += 1
+    gif[frame + 5 : frame + 9] = (8000).to_bytes(2, "little") * 2  # ... holding 8000 x 8000
     return {
-        "truncated JPEG": (jpeg[: len(jpeg) // 2], "JPEG"),
+        "truncated JPEG": (
+            jpeg[: len(jpeg) // 2],
+            "image 1 of the request] [is a truncated] [JPEG] [file: its]",
+        ),
+        "8000x8000 GIF frame on a 1x1 screen": (bytes(gif), "[first GIF frame is] [8000] [x]"),
         "empty bytes": (b"", "is empty (0 bytes)"),
         "text bytes": (b"a red circle above a blue square", "is not a supported image"),
         "random bytes": (np.random.default_rng(1).bytes(500), "is not a supported image"),
@@ -275,8 +316,13 @@ def test_an_export_killed_midway_leaves_no_version(runs, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (model_dir / "1").exists()
-    # TF Serving ignores the leftover (its name is not a number); the next export is 1.
+    # TF Serving ignores the leftover (its name is not a number); the next export is 1
+    # and removes it.
+    (leftover,) = model_dir.glob(".1.tmp-*")
     assert export_saved_model(runs["gru"], base_dir=tmp_path, name="captioner").name == "1"
+    assert not leftover.exists()
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1"]
+    assert_readable_by_others(model_dir / "1")
 
 
 def test_serve_config_lists_every_model_folder(exports, tmp_path):
@@ -289,7 +335,7 @@ def test_serve_config_lists_every_model_folder(exports, tmp_path):
         (base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig()
     )
     entries = {entry.name: entry for entry in config.model_config_list.config}
-    assert sorted(entries) == ["gru", "transformer"]
+    assert sorted(entries) == ["gru", "lstm", "transformer"]
     assert entries["gru"].base_path == str(base.resolve() / "gru")
     assert entries["gru"].model_platform == "tensorflow"
     assert "max_batch_size { value: 32 }" in (base / "batching_parameters.txt").read_text()
@@ -298,3 +344,15 @@ def test_serve_config_lists_every_model_folder(exports, tmp_path):
     with pytest.raises(ValueError, match="No model folders"):
         write_serving_config(tmp_path)
     assert pathlib.Path(base / "models.config").is_file()
+
+
+def test_an_empty_batch_gets_an_empty_answer(exports):
+    model = tf.saved_model.load(str(exports["transformer"]))
+    no_bytes = tf.constant([], tf.string)
+    for name in ("serving_default", "caption_beam"):
+        out = model.signatures[name](image_bytes=no_bytes)
+        assert out["caption"].shape == (0,) and out["scores"].shape == (0,)
+        assert out["tokens"].shape[0] == 0
+    out = model.signatures["caption_pixels"](images=tf.zeros([0, 32, 32, 3], tf.uint8))
+    assert out["caption"].shape == (0,)
+    assert model.signatures["embed_image"](image_bytes=no_bytes)["embedding"].shape[0] == 0

@@ -1,4 +1,4 @@
-"""Image encoders by name: a small CNN or a `keras.applications` backbone.
+"""Image encoders by name: a from-scratch CNN or a `keras.applications` backbone.
 
 Every encoder takes RGB images in [0, 255] (uint8 or float) under the input
 `"images"` and returns `{"grid": [batch, regions, channels], "pooled":
@@ -12,8 +12,10 @@ import re
 from collections.abc import Callable
 
 import keras
+import keras_hub
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.encoders.residual_cnn import build_residual_cnn
 from xmodal_keras.layers.backbone_preprocessing import BackbonePreprocessing
 
 
@@ -92,7 +94,10 @@ IMAGE_BACKBONES: dict[str, ImageBackbone] = {
 }
 """The `keras.applications` backbones `build_image_encoder` knows, by name."""
 
-IMAGE_ENCODER_NAMES: tuple[str, ...] = ("small_cnn", *IMAGE_BACKBONES)
+FROM_SCRATCH_ENCODERS: tuple[str, ...] = ("residual_cnn", "small_cnn")
+"""Encoders without pretrained weights; `hidden_dim` and `num_layers` size them."""
+IMAGE_ENCODER_NAMES: tuple[str, ...] = (*FROM_SCRATCH_ENCODERS, *IMAGE_BACKBONES)
+DEFAULT_IMAGE_ENCODER = "residual_cnn"
 
 
 def build_image_encoder(
@@ -113,15 +118,18 @@ def build_image_encoder(
 
     Trainable blocks: a "block" is one residual / inverted-residual / Inception
     module (plus the stem and top conv as blocks of their own; see
-    `IMAGE_BACKBONES[name].blocks`); for `"small_cnn"` it is one conv + pool
-    stage. `trainable_blocks=N` freezes everything but the last N blocks;
-    frozen BatchNormalization layers run in inference mode.
+    `IMAGE_BACKBONES[name].blocks`); for `"residual_cnn"` it is one stage,
+    for `"small_cnn"` one conv + pool stage. `trainable_blocks=N` freezes
+    everything but the last N blocks; frozen BatchNormalization layers run in
+    inference mode.
 
     Args:
-        name: one of `IMAGE_ENCODER_NAMES`: `"small_cnn"` (a small conv net for
-            small data and tests), `"mobilenet_v3_small"`, `"mobilenet_v3_large"`,
-            `"efficientnet_v2_b0"`, `"resnet50"`, `"inception_v3"`.
-            Defaults to `"small_cnn"`.
+        name: one of `IMAGE_ENCODER_NAMES`: `"residual_cnn"` (a small ResNet with
+            batch normalisation and a learned grid-position embedding: the
+            from-scratch default, see `build_residual_cnn`), `"small_cnn"` (plain
+            conv + max-pool stages, no normalisation: tests and older runs),
+            `"mobilenet_v3_small"`, `"mobilenet_v3_large"`, `"efficientnet_v2_b0"`,
+            `"resnet50"`, `"inception_v3"`. Defaults to `"small_cnn"`.
         image_shape: `(height, width, 3)`. Defaults to `(64, 64, 3)`.
         weights: `"imagenet"` (applications only; downloads once), `None`
             (random), or a path to a `.weights.h5` file of the backbone.
@@ -129,10 +137,11 @@ def build_image_encoder(
         trainable_blocks: how many of the last blocks stay trainable. Defaults
             to `None`: everything trainable when `weights` is `None`, everything
             frozen otherwise.
-        hidden_dim: channels of the last `"small_cnn"` stage (earlier stages
-            halve it, down to 8). Only for `"small_cnn"`. Defaults to 64.
-        num_layers: number of conv + 2x2 max-pool stages of `"small_cnn"`.
-            Only for `"small_cnn"`. Defaults to 3.
+        hidden_dim: channels of the last stage of a from-scratch encoder (earlier
+            stages halve it). Defaults to 64 for `"small_cnn"`, 128 for
+            `"residual_cnn"`.
+        num_layers: stages of a from-scratch encoder, each halving the resolution
+            (the grid side is the image side / 2**num_layers). Defaults to 3.
 
     Returns:
         A `keras.Model` with input `"images"` `[batch, *image_shape]` and outputs
@@ -145,6 +154,9 @@ def build_image_encoder(
     >>> out = encoder(np.zeros((2, 32, 32, 3), "uint8"))
     >>> tuple(out["grid"].shape), tuple(out["pooled"].shape)
     ((2, 16, 8), (2, 8))
+    >>> encoder = build_image_encoder("residual_cnn", image_shape=(32, 32, 3), hidden_dim=16)
+    >>> tuple(encoder(np.zeros((2, 32, 32, 3), "uint8"))["grid"].shape)
+    (2, 16, 16)
     """
     if name not in IMAGE_ENCODER_NAMES:
         raise ValueError(
@@ -163,14 +175,21 @@ def build_image_encoder(
         )
 
     images = keras.Input(shape=image_shape, name="images")
-    if name == "small_cnn":
-        backbone = _build_small_cnn(image_shape, hidden_dim=hidden_dim, num_layers=num_layers)
+    if name in FROM_SCRATCH_ENCODERS:
+        if name == "small_cnn":
+            backbone = _build_small_cnn(image_shape, hidden_dim=hidden_dim, num_layers=num_layers)
+        else:
+            backbone = build_residual_cnn(
+                image_shape,
+                hidden_dim=128 if hidden_dim is None else hidden_dim,
+                num_layers=3 if num_layers is None else num_layers,
+            )
         features = backbone(keras.layers.Rescaling(1.0 / 255, name="rescaling")(images))
-        block_ids = [_small_cnn_block(layer.name) for layer in backbone.layers]
+        block_ids = [_from_scratch_block(layer.name) for layer in backbone.layers]
     else:
         if hidden_dim is not None or num_layers is not None:
             raise ValueError(
-                "`hidden_dim` and `num_layers` only apply to name='small_cnn'. "
+                f"`hidden_dim` and `num_layers` only apply to {FROM_SCRATCH_ENCODERS}. "
                 f"Received: name={name!r}, hidden_dim={hidden_dim!r}, num_layers={num_layers!r}"
             )
         spec = IMAGE_BACKBONES[name]
@@ -195,6 +214,12 @@ def build_image_encoder(
 
     height, width, channels = features.shape[1:]
     grid = keras.layers.Reshape((height * width, channels), name="grid")(features)
+    if name == "residual_cnn":
+        # Convolutions are translation-equivariant; captions say where things are.
+        positions = keras_hub.layers.PositionEmbedding(
+            sequence_length=height * width, name="grid_position_embedding"
+        )(grid)
+        grid = keras.layers.Add(name="grid_with_positions")([grid, positions])
     pooled = keras.layers.GlobalAveragePooling2D(name="pooled")(features)
     return keras.Model(images, {"grid": grid, "pooled": pooled}, name=f"{name}_image_encoder")
 
@@ -219,9 +244,9 @@ def _check_weights(weights, name: str) -> None:
     if weights is None:
         return
     if weights == "imagenet":
-        if name == "small_cnn":
+        if name in FROM_SCRATCH_ENCODERS:
             raise ValueError(
-                "name='small_cnn' has no ImageNet weights; use None or a weights file. "
+                f"name={name!r} has no ImageNet weights; use None or a weights file. "
                 f"Received: weights={weights!r}"
             )
         return
@@ -253,8 +278,8 @@ def _build_small_cnn(image_shape, *, hidden_dim: int | None, num_layers: int | N
     return keras.Model(inputs, x, name="backbone")
 
 
-def _small_cnn_block(layer_name: str) -> str | None:
-    match = re.match(r"^(block\d+)_", layer_name)
+def _from_scratch_block(layer_name: str) -> str | None:
+    match = re.match(r"^(block\d+|stage\d+)_", layer_name)
     return match.group(1) if match else None
 
 

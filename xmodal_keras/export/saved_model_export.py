@@ -35,9 +35,13 @@ from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.image_preprocessing import resize_image
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOptions
-from xmodal_keras.export.atomic_directory import atomic_directory, next_version
+from xmodal_keras.export.atomic_directory import write_version
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
-from xmodal_keras.export.image_bytes import DEFAULT_MAX_PIXELS, decode_image_batch
+from xmodal_keras.export.image_bytes import (
+    DEFAULT_MAX_PIXELS,
+    decode_image_batch,
+    nonempty_batch,
+)
 from xmodal_keras.export.warmup_requests import warmup_request, write_prediction_logs
 
 SIGNATURES = ("serving_default", "caption_beam", "caption_pixels", "embed_image")
@@ -54,7 +58,8 @@ def build_serving_archive(
     """A `keras.export.ExportArchive` with the four serving signatures of a captioner.
 
     Args:
-        model: a captioner from `build_gru_captioner` / `build_transformer_captioner`.
+        model: a captioner from `build_gru_captioner`, `build_lstm_captioner` or
+            `build_transformer_captioner`.
         tokenizer: its `CaptionTokenizer` (the vocabulary becomes a graph constant).
         beam_width: beam width of `caption_beam`. Defaults to 3.
         max_pixels: largest width x height an `image_bytes` input may declare.
@@ -68,11 +73,12 @@ def build_serving_archive(
     beam = DecodingOptions(method="beam", beam_width=beam_width)
 
     def caption(images, options):
+        images, batch_size = nonempty_batch(images)
         result = generator.search(images, options)
         return {
-            "caption": tokenizer.detokenize(result["tokens"]),
-            "tokens": result["tokens"],
-            "scores": result["scores"],
+            "caption": tokenizer.detokenize(result["tokens"])[:batch_size],
+            "tokens": result["tokens"][:batch_size],
+            "scores": result["scores"][:batch_size],
         }
 
     def decode(image_bytes):
@@ -88,7 +94,8 @@ def build_serving_archive(
         return caption(resize_image(images, image_shape), greedy)
 
     def embed_image(image_bytes):
-        return {"embedding": generator.encode(decode(image_bytes))["pooled"]}
+        images, batch_size = nonempty_batch(decode(image_bytes))
+        return {"embedding": generator.encode(images)["pooled"][:batch_size]}
 
     bytes_spec = [tf.TensorSpec([None], tf.string, name="image_bytes")]
     pixels_spec = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
@@ -141,15 +148,17 @@ def export_saved_model(
 ) -> pathlib.Path:
     """Export a trained captioner run to `base_dir/name/version/` for TF Serving.
 
-    The version folder is built in a temporary folder beside it and renamed into place, so
-    a polling server never sees half a version and a crash leaves none. The graph is
-    checked for non-core ops before the rename.
+    The version folder is built in a staging folder beside it and renamed into place, so
+    a polling server never sees half a version and a crash leaves none; its modes follow
+    the umask (a server running as another user can read it). The graph is checked for
+    non-core ops before the rename.
 
     Args:
         run_dir: a finished `xmodal train captioner` run directory.
         base_dir: the TF Serving model base folder. Defaults to `"saved_models"`.
         name: model name. Defaults to the run folder's name.
-        version: version number; must not exist yet. Defaults to the next free number.
+        version: version number; must not exist yet. Defaults to the next free number
+            when the export finishes (a concurrent export of the same name gets another).
         beam_width: beam width of the `caption_beam` signature. Defaults to 3.
         max_pixels: pixel limit checked from each image header. Defaults to 40 megapixels.
         warmup_image: encoded image for the warm-up requests. Defaults to the first image
@@ -165,7 +174,7 @@ def export_saved_model(
     from xmodal_keras.training.run_directory import load_captioner
 
     model, tokenizer, config = load_captioner(run_dir)
-    final_dir = version_dir(base_dir, name or default_model_name(run_dir), version)
+    model_dir = serving_model_dir(base_dir, name or default_model_name(run_dir), version)
     archive = build_serving_archive(model, tokenizer, beam_width=beam_width, max_pixels=max_pixels)
     if warmup_image is None:
         warmup_image = sample_image_bytes(config)
@@ -178,55 +187,61 @@ def export_saved_model(
         "vocabulary_size": tokenizer.vocabulary_size,
         "decoder": config.decoder,
     }
-    warmup = [warmup_request(final_dir.parent.name, s, warmup_image) for s in SIGNATURES]
-    return write_serving_version(archive, final_dir, warmup_logs=warmup, info=info)
+    warmup = [warmup_request(model_dir.name, s, warmup_image) for s in SIGNATURES]
+    return write_serving_version(archive, model_dir, version=version, warmup_logs=warmup, info=info)
 
 
-def version_dir(base_dir: str | os.PathLike, name: str, version: int | None = None) -> pathlib.Path:
-    """`base_dir/name/version` after checking `name` (letters, digits, `_`, `-`) and
-    `version` (a positive int that does not exist yet; `None`: the next free number).
+def serving_model_dir(
+    base_dir: str | os.PathLike, name: str, version: int | None = None
+) -> pathlib.Path:
+    """`base_dir/name`, TF Serving's model folder, after checking `name` (letters, digits,
+    `_`, `-`) and `version` (None, or a positive int that does not exist yet), so a bad
+    argument is refused before anything is traced.
 
     Example:
 
     >>> import tempfile
-    >>> version_dir(tempfile.mkdtemp(), "fusion").name
-    '1'
+    >>> serving_model_dir(tempfile.mkdtemp(), "fusion").name
+    'fusion'
     """
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise ValueError(
             f"`name` must use letters, digits, '_' and '-' only. Received: name={name!r}"
         )
     model_dir = pathlib.Path(base_dir) / name
-    if version is None:
-        version = next_version(model_dir)
-    check_positive_int("version", version)
-    final_dir = model_dir / str(version)
-    if final_dir.exists():
-        raise FileExistsError(f"Refusing to overwrite an existing folder: {final_dir}")
-    return final_dir
+    if version is not None:
+        check_positive_int("version", version)
+        if (model_dir / str(version)).exists():
+            raise FileExistsError(
+                f"Refusing to overwrite an existing folder: {model_dir / str(version)}"
+            )
+    return model_dir
 
 
 def write_serving_version(
     archive: keras.export.ExportArchive,
-    final_dir: str | os.PathLike,
+    model_dir: str | os.PathLike,
     *,
+    version: int | None = None,
     warmup_logs: Sequence[PredictionLog],
     info: dict,
 ) -> pathlib.Path:
-    """Write `archive` to `final_dir` (a `version_dir`) atomically, for TF Serving.
+    """Write `archive` to `model_dir/VERSION` atomically, for TF Serving (`write_version`:
+    readable modes, the next free number at the end when `version` is None).
 
-    In a temporary folder beside it: the SavedModel, a check that its graph has core ops
+    In a staging folder beside it: the SavedModel, a check that its graph has core ops
     only (`RuntimeError` naming the others), the warm-up file of `warmup_logs` and
-    `xmodal_export.json` (`info`); then one rename. Returns `final_dir`.
+    `xmodal_export.json` (`info`); then one rename. Returns the version folder.
     """
-    final_dir = pathlib.Path(final_dir)
-    with atomic_directory(final_dir) as tmp_dir:
-        archive.write_out(str(tmp_dir), verbose=False)
-        unsupported = non_core_ops(saved_model_ops(tmp_dir))
+
+    def write(staging: pathlib.Path) -> None:
+        archive.write_out(str(staging), verbose=False)
+        unsupported = non_core_ops(saved_model_ops(staging))
         if unsupported:
             raise RuntimeError(
                 f"The serving graph uses ops stock TF Serving may not have: {unsupported}"
             )
-        write_prediction_logs(tmp_dir, warmup_logs)
-        (tmp_dir / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    return final_dir
+        write_prediction_logs(staging, warmup_logs)
+        (staging / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+    return write_version(model_dir, write, version=version)

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.datasets import make_caption_dataset
+from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.shapes import load_shapes
 from xmodal_keras.data.sources import read_captions
@@ -42,6 +43,7 @@ from xmodal_keras.data.tfrecords import (
     read_caption_tfrecords,
     read_tfrecord_images,
 )
+from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.evaluation.plots import plot_training_curves
 from xmodal_keras.training.callbacks import CaptionMetricsCallback
 from xmodal_keras.training.compile_captioner import compile_captioner
@@ -56,14 +58,21 @@ from xmodal_keras.training.distribute import (
 from xmodal_keras.training.run_directory import RunDirectory
 from xmodal_keras.training.run_settings import RunSettings
 
-DECODERS = ("gru", "transformer")
+DECODERS = ("gru", "lstm", "transformer")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SHAPES = "shapes"
 SHAPES_SEQUENCE_LENGTH = 22
 DEFAULT_SEQUENCE_LENGTH = 20
 # Settings that may change when a run is resumed or extended; every other one must match.
 RESUMABLE_FIELDS = frozenset(
-    {"epochs", "val_metrics_every", "val_metrics_images", "strategy", "jit_compile"}
+    {
+        "epochs",
+        "val_metrics_every",
+        "val_metrics_images",
+        "strategy",
+        "jit_compile",
+        "allow_outside_root",
+    }
 )
 
 
@@ -78,23 +87,30 @@ class CaptionerTrainConfig(RunSettings):
             (e.g. COCO `captions_train2017.json` + `captions_val2017.json`).
         format: reader for `data` paths (`"auto"`, `"flickr8k"`, `"karpathy"`, `"coco"`,
             `"csv"`).
-        decoder: `"gru"` (Show, Attend and Tell) or `"transformer"`.
-        encoder: image encoder name (`"small_cnn"` or a `keras.applications` backbone).
+        decoder: `"gru"` (Show, Attend and Tell), `"lstm"` (Show and Tell) or
+            `"transformer"`.
+        encoder: image encoder name: `"residual_cnn"` (the from-scratch default, chosen on
+            the val splits of shapes and digits: `benchmarks/caption_quality.py`),
+            `"small_cnn"` or a `keras.applications` backbone.
         weights: encoder weights: `None`, `"imagenet"` or a weights file.
         trainable_blocks: encoder blocks fine-tuned (None: all without weights, none with).
-        encoder_hidden_dim: channels of `"small_cnn"`'s last stage (ignored otherwise).
-        encoder_num_layers: conv + pool stages of `"small_cnn"` (the grid is the image
+        encoder_hidden_dim: last-stage channels of a from-scratch encoder (None: 128 for
+            `"residual_cnn"`, 64 for `"small_cnn"`; ignored otherwise).
+        encoder_num_layers: stride-2 stages of a from-scratch encoder (the grid is the image
             side / 2**stages); None keeps its default of 3 (ignored otherwise).
         image_size: side of the square images the model reads.
         sequence_length: decoder length T (caption words + 1); None picks 22 for shapes,
             20 otherwise (a Flickr8k/COCO caption has ~11 words; 95% have <= 19).
         min_count, max_vocabulary_size: vocabulary of the train split (`build_vocabulary`).
-        embedding_dim, attention_dim, attention_regularization: GRU decoder only.
-        hidden_dim, dropout: both decoders. intermediate_dim, num_layers, num_heads:
-            Transformer decoder only.
+        embedding_dim: GRU and LSTM decoders. attention_dim, attention_regularization:
+            GRU decoder only. hidden_dim, dropout: every decoder. intermediate_dim,
+            num_layers, num_heads: Transformer decoder only.
         epochs, batch_size (per replica: the global batch is batch_size x replicas; the
             same on one device), learning_rate (peak of warm-up + cosine), warmup_steps
-            (None: 5% of the steps), label_smoothing, weight_decay.
+            (None: 5% of the steps), label_smoothing, weight_decay. The encoder, learning
+            rate 2e-3 and label smoothing 0.1 were chosen on the val splits of shapes and
+            digits (`benchmarks/caption_quality.py --select`); `xmodal tune captioner`
+            measures the learning rate on your data.
         scale_learning_rate: multiply `learning_rate` by the number of replicas (the
             linear scaling rule for a global batch that grows with them).
         seed: weights, shuffling and dropout.
@@ -109,6 +125,8 @@ class CaptionerTrainConfig(RunSettings):
         val_metrics_every: BLEU-4/CIDEr on `val_metrics_images` val images every N epochs
             (0: off).
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
+        allow_outside_root: accept image paths that leave the data folder (see
+            `read_captions`).
     """
 
     settings_kind = "captioner"
@@ -116,10 +134,10 @@ class CaptionerTrainConfig(RunSettings):
     data: str | tuple[str, ...] = SHAPES
     format: str = "auto"
     decoder: str = "transformer"
-    encoder: str = "small_cnn"
+    encoder: str = "residual_cnn"
     weights: str | None = None
     trainable_blocks: int | None = None
-    encoder_hidden_dim: int | None = 64
+    encoder_hidden_dim: int | None = None
     encoder_num_layers: int | None = None
     image_size: int = 64
     sequence_length: int | None = None
@@ -135,9 +153,9 @@ class CaptionerTrainConfig(RunSettings):
     dropout: float = 0.1
     epochs: int = 10
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     warmup_steps: int | None = None
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
     weight_decay: float = 1e-4
     scale_learning_rate: bool = False
     seed: int = 0
@@ -149,6 +167,7 @@ class CaptionerTrainConfig(RunSettings):
     shapes_num_images: int = 5000
     shapes_image_size: int = 64
     shapes_seed: int = 0
+    allow_outside_root: bool = False
 
     def __post_init__(self):
         if not isinstance(self.data, str):
@@ -215,6 +234,7 @@ DEMO_CONFIG = CaptionerTrainConfig(
     epochs=5,
     batch_size=64,
     learning_rate=5e-3,
+    label_smoothing=0.0,
     val_metrics_every=0,
     shapes_num_images=5000,
     shapes_image_size=64,
@@ -264,8 +284,16 @@ def read_caption_data(config: CaptionerTrainConfig) -> pd.DataFrame:
     if tfrecord_dir(config) is not None:
         return read_caption_tfrecords(config.data)
     paths = [config.data] if isinstance(config.data, str) else list(config.data)
-    frames = [read_captions(path, config.format) for path in paths]
+    frames = [
+        read_captions(path, config.format, allow_outside_root=config.allow_outside_root)
+        for path in paths
+    ]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def data_name(data: str | Sequence[str]) -> str:
+    """A run's `data` setting as text for messages: a path, or the paths joined."""
+    return data if isinstance(data, str) else ", ".join(data)
 
 
 @contextlib.contextmanager
@@ -296,10 +324,14 @@ def build_captioner_from_config(config: CaptionerTrainConfig, vocabulary_size: i
 
 
 def _build_captioner(config: CaptionerTrainConfig, vocabulary_size: int) -> keras.Model:
-    from xmodal_keras.models import build_gru_captioner, build_transformer_captioner
+    from xmodal_keras.models import (
+        build_gru_captioner,
+        build_lstm_captioner,
+        build_transformer_captioner,
+    )
 
     encoder_kwargs = None
-    if config.encoder == "small_cnn":
+    if config.encoder in FROM_SCRATCH_ENCODERS:
         encoder_kwargs = {
             "hidden_dim": config.encoder_hidden_dim,
             "num_layers": config.encoder_num_layers,
@@ -322,6 +354,8 @@ def _build_captioner(config: CaptionerTrainConfig, vocabulary_size: int) -> kera
             attention_dim=config.attention_dim,
             attention_regularization=config.attention_regularization,
         )
+    if config.decoder == "lstm":
+        return build_lstm_captioner(**common, embedding_dim=config.embedding_dim)
     return build_transformer_captioner(
         **common,
         intermediate_dim=config.intermediate_dim,
@@ -445,13 +479,15 @@ def train_captioner(
     config = config.resolved()
     strategy = get_strategy(config.strategy)
     worker = worker_info(strategy)
-    run = RunDirectory(out_dir)
+    run = RunDirectory(out_dir).check_writable()
     if run.has_config():
         _check_resumable(run, config)
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
 
     frame = read_caption_data(config)
+    if tfrecord_dir(config) is None:  # a TFRecord folder holds its images in its shards
+        preflight_images(frame, source=data_name(config.data))
     train = frame[frame.split == "train"]
     val = frame[frame.split == "val"]
     if train.empty:
@@ -569,7 +605,9 @@ def _datasets(
         }
         if records is not None:
             return make_caption_tfrecord_dataset(records, tokenizer, split=split, **common)
-        return shard_by(make_caption_dataset(frame, tokenizer, **common), "data")
+        return shard_by(
+            make_caption_dataset(frame, tokenizer, check_images="none", **common), "data"
+        )
 
     fit_val = {}
     if not val.empty:

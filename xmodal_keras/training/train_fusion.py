@@ -54,10 +54,12 @@ import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.datasets import make_pair_dataset
+from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.pair_side_inputs import check_side_inputs, load_wav, pair_frame_lines
 from xmodal_keras.data.shapes import load_shapes
 from xmodal_keras.data.sources import read_pairs
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer, normalize_caption
+from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.encoders.tabular_encoder import tabular_features
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
 from xmodal_keras.evaluation.classification import (
@@ -104,7 +106,7 @@ BASELINES_DIR = "baselines"
 COMPARISON_FILE = "comparison.json"
 FIT_FILE = "fit.json"
 # Settings that may change when a run is resumed or extended; every other one must match.
-RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "baselines"})
+RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "baselines", "allow_outside_root"})
 # With `init_from` a Transformer captioner run: its image encoder, vocabulary and text length
 # (and `fusion` reads "cross_attention": the captioner's decoder is the fusion).
 CAPTIONER_INIT_FROM_FIELDS = (
@@ -190,6 +192,8 @@ class FusionTrainConfig(RunSettings):
             read the text against the image (`build_fusion_classifier_from_captioner`),
             `resolved()` takes the `CAPTIONER_INIT_FROM_FIELDS` and sets `fusion` to
             `"cross_attention"`; text encoder and projection settings are unused.
+        allow_outside_root: accept image and audio paths that leave the data folder (the
+            JSONL's or CSV's folder; see `read_pairs`).
     """
 
     settings_kind = "fusion"
@@ -235,6 +239,7 @@ class FusionTrainConfig(RunSettings):
     audio_sample_rate: int = 16000
     audio_num_mel_bins: int = 40
     audio_hidden_dim: int = 32
+    allow_outside_root: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "data", os.fspath(self.data))
@@ -447,7 +452,7 @@ def read_pair_data(config: FusionTrainConfig) -> pd.DataFrame:
         )
         frame = read_pairs(root, "hateful_memes")
     else:
-        frame = read_pairs(config.data, config.format)
+        frame = read_pairs(config.data, config.format, allow_outside_root=config.allow_outside_root)
     if not (config.numeric_columns or config.categorical_columns or config.audio_column):
         return frame
     lines = None if config.is_shapes else pair_frame_lines(config.data, frame)
@@ -462,6 +467,7 @@ def read_pair_data(config: FusionTrainConfig) -> pd.DataFrame:
         source=source,
         lines=lines,
         base_dir=base_dir,
+        allow_outside_root=config.allow_outside_root,
     )
 
 
@@ -538,7 +544,7 @@ def build_fusion_model_from_config(
             "name": config.encoder,
             "image_shape": (config.image_size, config.image_size, 3),
         }
-        if config.encoder == "small_cnn":
+        if config.encoder in FROM_SCRATCH_ENCODERS:
             image.update(hidden_dim=config.encoder_hidden_dim, num_layers=config.encoder_num_layers)
         else:
             image.update(weights=config.weights, trainable_blocks=config.trainable_blocks)
@@ -735,7 +741,8 @@ def train_fusion(
 ) -> RunDirectory:
     """Train a fusion classifier with `model.fit` and write a run directory.
 
-    Reads the pairs (side inputs checked), builds the vocabulary on the train texts, makes
+    Checks that `out_dir` can be written, reads the pairs (side inputs checked), checks
+    every image (`preflight_images`), builds the vocabulary on the train texts, makes
     repeated, cached `tf.data` pipelines of `({"images", "token_ids"}, label)` (plus
     `"audio"` and `"tabular"` with those modalities), builds and compiles the
     model in the strategy's scope and fits it (`steps_per_epoch`, the run directory's
@@ -754,8 +761,10 @@ def train_fusion(
         The `RunDirectory`.
     """
     config = config.resolved()
+    RunDirectory(out_dir).check_writable()
     _warn_about_other_shapes_data(config)
     frame = read_pair_data(config)
+    preflight_images(frame, source=config.data)
     run = _train_one(config, out_dir, frame, callbacks=callbacks, verbose=verbose)
     if config.baselines and len(config.modalities) > 1:
         runs = {"fusion": run}

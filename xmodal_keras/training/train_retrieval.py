@@ -34,9 +34,11 @@ import keras
 import numpy as np
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
 from xmodal_keras.evaluation.retrieval_index import RetrievalIndex, build_retrieval_index
 from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME, build_dual_encoder
@@ -47,6 +49,7 @@ from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.train_captioner import (
     SHAPES,
     close_loggers,
+    data_name,
     format_summary,
     plot_run_curves,
     read_caption_data,
@@ -55,7 +58,7 @@ from xmodal_keras.training.train_captioner import (
 INDEX_FILE = "retrieval_index.npz"
 SPLITS = ("train", "val", "test")
 # Settings that may change when a run is resumed or extended; every other one must match.
-RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "index_split"})
+RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "index_split", "allow_outside_root"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +85,8 @@ class RetrievalTrainConfig(RunSettings):
         index_split: the split embedded into `retrieval_index.npz` for `retrieve`
             (`"test"`, `"val"`, `"train"` or `"all"`).
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
+        allow_outside_root: accept image paths that leave the data folder (see
+            `read_captions`).
     """
 
     settings_kind = "retrieval"
@@ -117,6 +122,7 @@ class RetrievalTrainConfig(RunSettings):
     shapes_num_images: int = 5000
     shapes_image_size: int = 64
     shapes_seed: int = 0
+    allow_outside_root: bool = False
 
     def __post_init__(self):
         if not isinstance(self.data, str):
@@ -175,7 +181,7 @@ def build_dual_encoder_from_config(
     """The (untrained) dual encoder the settings describe."""
     config = config.resolved()
     encoder_kwargs = None
-    if config.encoder == "small_cnn":
+    if config.encoder in FROM_SCRATCH_ENCODERS:
         encoder_kwargs = {
             "hidden_dim": config.encoder_hidden_dim,
             "num_layers": config.encoder_num_layers,
@@ -230,7 +236,8 @@ def train_retrieval(
 ) -> RunDirectory:
     """Train a dual encoder with `model.fit` (symmetric InfoNCE) and write a run directory.
 
-    Reads the captions, builds the vocabulary on the train split, makes repeated, cached
+    Checks that `out_dir` can be written, reads the captions, checks every image
+    (`preflight_images`), builds the vocabulary on the train split, makes repeated, cached
     `tf.data` pipelines of `({"images", "token_ids"}, image_index)`, builds and compiles
     the model in the strategy's scope and fits it with the run directory's callbacks
     (BackupAndRestore, CSVLogger, checkpoints). Then saves `model.keras`, writes recall@1/5/
@@ -247,13 +254,14 @@ def train_retrieval(
         The `RunDirectory`.
     """
     config = config.resolved()
-    run = RunDirectory(out_dir)
+    run = RunDirectory(out_dir).check_writable()
     if run.has_config():
         _check_resumable(run, config)
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
 
     frame = read_caption_data(config)
+    preflight_images(frame, source=data_name(config.data))
     train = frame[frame.split == "train"]
     val = frame[frame.split == "val"]
     if train.empty:
@@ -296,6 +304,7 @@ def train_retrieval(
         cache=True,
         repeat=True,
         drop_remainder=True,
+        check_images="none",  # checked above
     )
     steps_per_epoch = max(1, len(train) // config.batch_size)
     fit_val = {}
@@ -308,6 +317,7 @@ def train_retrieval(
             shuffle=False,
             cache=True,
             repeat=True,
+            check_images="none",
         )
         fit_val["validation_steps"] = math.ceil(len(val) / config.batch_size)
 

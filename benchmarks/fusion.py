@@ -143,6 +143,12 @@ def format_table(results: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma list of {ROWS}")
+    parser.add_argument(
+        "--data",
+        default="shapes-verify",
+        help="shapes-verify (default) or a pair dataset, e.g. a digits folder "
+        "(`xmodal data digits`: its {train,dev,test}.jsonl statement-verification view)",
+    )
     parser.add_argument("--num-images", type=int, default=2000)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=8)
@@ -175,6 +181,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown rows {unknown}; expected some of {allowed}")
     base = FusionTrainConfig(
+        data=args.data,
         shapes_num_images=args.num_images,
         shapes_image_size=args.image_size,
         image_size=args.image_size,
@@ -202,15 +209,16 @@ def main() -> None:
         if source
         else f"small_cnn {args.encoder_num_layers} layers, width {args.hidden_dim}"
     )
+    what = f"shapes {args.num_images} images" if args.data == "shapes-verify" else args.data
     print(
-        f"\nshapes statement verification: {args.num_images} images {args.image_size}px, "
+        f"\nstatement verification on {what} {args.image_size}px, "
         f"{args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, "
         f"{encoders}, seed {args.seed}"
     )
     if source == "captioner":
         settings = base.resolved()
         print(
-            f"from Transformer captioner {args.init_from}: small_cnn "
+            f"from Transformer captioner {args.init_from}: {settings.encoder} "
             f"{settings.encoder_num_layers or 'default'} layers, width "
             f"{settings.encoder_hidden_dim}, texts of {settings.sequence_length} words"
         )
@@ -223,7 +231,7 @@ def main() -> None:
             else "n/a"
         )
         print(
-            f"from dual encoder {args.init_from}: small_cnn "
+            f"from dual encoder {args.init_from}: {settings.encoder} "
             f"{settings.encoder_num_layers or 'default'} layers, "
             f"width {settings.encoder_hidden_dim}, projection {settings.projection_dim}; "
             f"its shapes test recall@1 image->text {shown}"

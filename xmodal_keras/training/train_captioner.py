@@ -296,6 +296,16 @@ def data_name(data: str | Sequence[str]) -> str:
     return data if isinstance(data, str) else ", ".join(data)
 
 
+def tokenizer_from_captions(config: CaptionerTrainConfig, captions) -> CaptionTokenizer:
+    """The vocabulary a run builds from its train captions (`min_count`, the size cap)."""
+    return CaptionTokenizer.from_captions(
+        captions,
+        sequence_length=config.resolved().sequence_length,
+        min_count=config.min_count,
+        max_size=config.max_vocabulary_size,
+    )
+
+
 @contextlib.contextmanager
 def dtype_policy(name: str):
     """Set Keras' global dtype policy inside the block (layers made there keep it)."""
@@ -500,12 +510,7 @@ def train_captioner(
             run.vocabulary_path, config.sequence_length
         )
     else:
-        tokenizer = CaptionTokenizer.from_captions(
-            train.caption,
-            sequence_length=config.sequence_length,
-            min_count=config.min_count,
-            max_size=config.max_vocabulary_size,
-        )
+        tokenizer = tokenizer_from_captions(config, train.caption)
     if worker.is_chief:
         run.create()
         run.save_vocabulary(tokenizer)

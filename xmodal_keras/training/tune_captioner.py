@@ -8,7 +8,6 @@ suggested `--learning-rate` (the rate at the lowest smoothed loss / 10).
 import keras
 
 from xmodal_keras.data.datasets import make_caption_dataset
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.losses.masked_caption_loss import MaskedCaptionLoss
 from xmodal_keras.training.learning_rate_range_test import (
     LearningRateRangeResult,
@@ -18,6 +17,7 @@ from xmodal_keras.training.train_captioner import (
     CaptionerTrainConfig,
     build_captioner_from_config,
     read_caption_data,
+    tokenizer_from_captions,
 )
 
 
@@ -44,12 +44,7 @@ def tune_captioner(
     train = frame[frame.split == "train"]
     if train.empty:
         raise ValueError(f"The data has no 'train' captions. Received: data={config.data!r}")
-    tokenizer = CaptionTokenizer.from_captions(
-        train.caption,
-        sequence_length=config.sequence_length,
-        min_count=config.min_count,
-        max_size=config.max_vocabulary_size,
-    )
+    tokenizer = tokenizer_from_captions(config, train.caption)
     dataset = make_caption_dataset(
         train,
         tokenizer,

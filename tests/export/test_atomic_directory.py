@@ -7,6 +7,8 @@ import os
 import pathlib
 import queue
 import stat
+import subprocess
+import tempfile
 import threading
 
 import pytest
@@ -45,6 +47,41 @@ def test_folders_follow_the_umask_not_mkdtemps_0700(tmp_path, mask):
     assert_readable_by_others(tmp_path / "tiny_tflite", mask)
     assert_readable_by_others(version, mask)
     assert stat.S_IMODE((tmp_path / "models.config").stat().st_mode) == 0o666 & ~mask
+
+
+# System tools, not the venv's Python (its interpreter may sit under root's 0700 home).
+READ_EVERYTHING = 'find "$1" -type d -exec ls {} + > /dev/null && find "$1" -type f -exec cat {} +'
+NOBODY = 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+@pytest.mark.parametrize("mask, readable", [(0o022, True), (0o077, False)])
+def test_another_user_reads_every_file_of_an_export(mask, readable):
+    # Outside pytest's 0700 tmp tree: a volume TF Serving's user can reach.
+    base = pathlib.Path(tempfile.mkdtemp(prefix="xmodal_other_user_"))
+    try:
+        base.chmod(0o755)
+        with umask(mask):
+            version = write_version(base / "captioner", fill)
+            with atomic_directory(base / "captioner_tflite") as tmp:
+                fill(tmp)
+        for root in (version, base / "captioner_tflite"):
+            done = subprocess.run(
+                ["sh", "-c", READ_EVERYTHING, "sh", str(root)],
+                user=NOBODY,
+                group=NOBODY,
+                extra_groups=[],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if readable:
+                assert done.returncode == 0, done.stderr
+                assert sorted(done.stdout) == sorted("indexgraph")  # every file's bytes
+            else:
+                assert done.returncode != 0 and "Permission denied" in done.stderr
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=True)
 
 
 def test_the_next_write_removes_leftovers_of_killed_writers_only(tmp_path):

@@ -138,6 +138,35 @@ def test_a_hostile_image_fails_its_request_and_the_server_goes_on(server, direct
         assert len(client.caption([paths[0]])) == 1  # the next request is served
 
 
+def _corrupt_png(data: bytes) -> bytes:
+    """A whole PNG (every chunk up to IEND) whose compressed pixel data is zeroed: the
+    header checks pass it, the decoder fails on it without naming it."""
+    broken = bytearray(data)
+    start = data.index(b"IDAT") + 10
+    broken[start : start + 40] = bytes(40)
+    return bytes(broken)
+
+
+@pytest.mark.parametrize("use_grpc", [False, True], ids=["rest", "grpc"])
+def test_a_corrupt_image_in_a_batch_is_named_by_the_client(server, direct, images, use_grpc):
+    paths, _ = images
+    good = paths[0].read_bytes()
+    corrupt = _corrupt_png(good)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid PNG data") as direct_error:
+        direct.signatures["serving_default"](image_bytes=tf.constant([good, good, corrupt]))
+    assert "of the request" not in direct_error.value.message  # the graph cannot name it
+    with _client(server, use_grpc) as client:
+        with pytest.raises(ServingError) as raised:
+            client.caption([good, good, corrupt, good])
+        error = raised.value
+        assert error.status == ("INVALID_ARGUMENT" if use_grpc else 400)
+        assert error.server_message.startswith(
+            "image 2 of the request (0-based) could not be decoded: "
+        )
+        assert "Invalid PNG data" in error.server_message
+        assert len(client.caption([good, good])) == 2
+
+
 @pytest.mark.parametrize("use_grpc", [False, True], ids=["rest", "grpc"])
 def test_unknown_model_version_and_signature_name_the_servers_message(server, images, use_grpc):
     paths, _ = images

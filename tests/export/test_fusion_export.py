@@ -134,6 +134,15 @@ for name, call in [
         result["bad_" + name] = "no error"
     except tf.errors.InvalidArgumentError as error:
         result["bad_" + name] = "InvalidArgumentError: " + error.message
+no_strings = tf.constant([], tf.string)
+empty = {
+    "classify": classifier.signatures["classify"](
+        image_bytes=no_strings, text=no_strings, age=tf.constant([], tf.float32),
+        color=no_strings)["probabilities"],
+    "embed_image": dual.signatures["embed_image"](image_bytes=no_strings)["embedding"],
+    "embed_text": dual.signatures["embed_text"](text=no_strings)["embedding"],
+}
+result["empty"] = {name: list(value.shape) for name, value in empty.items()}
 # Still serving after the bad request:
 result["after_bad"] = dual.signatures["embed_text"](text=texts[:1])["embedding"].numpy().tolist()
 warmed = {}
@@ -208,6 +217,14 @@ def test_a_bad_image_is_an_invalid_argument_naming_it(fresh_process, signature):
     assert message.startswith("InvalidArgumentError: ")
     assert "image 1 of the request" in message
     assert "is not a supported image" in message
+
+
+def test_an_empty_batch_gets_an_empty_answer(fresh_process):
+    assert fresh_process["empty"] == {
+        "classify": [0, 3],
+        "embed_image": [0, 4],
+        "embed_text": [0, 4],
+    }
 
 
 def test_graphs_use_core_ops_only_and_tokenise_inside(exports):

@@ -32,7 +32,12 @@ from xmodal_keras.export.fusion_export import (
     check_tokenizer,
     image_size,
 )
-from xmodal_keras.export.image_bytes import DEFAULT_MAX_PIXELS, decode_image_batch
+from xmodal_keras.export.image_bytes import (
+    DEFAULT_MAX_PIXELS,
+    decode_image_batch,
+    nonempty_batch,
+    nonempty_inputs,
+)
 from xmodal_keras.export.saved_model_export import (
     default_model_name,
     sample_image_bytes,
@@ -78,10 +83,14 @@ def build_dual_encoder_archive(
 
     def embed_image(image_bytes):
         images = decode_image_batch(image_bytes, shape, max_pixels=max_pixels)
-        return {"embedding": tf.cast(image_tower(images, training=False), tf.float32)}
+        images, batch_size = nonempty_batch(images)
+        embedding = image_tower(images, training=False)[:batch_size]
+        return {"embedding": tf.cast(embedding, tf.float32)}
 
     def embed_text(text):
-        return {"embedding": tf.cast(text_tower(tokenizer(text), training=False), tf.float32)}
+        token_ids, batch_size = nonempty_inputs(tokenizer(text))
+        embedding = text_tower(token_ids, training=False)[:batch_size]
+        return {"embedding": tf.cast(embedding, tf.float32)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -31,7 +31,11 @@ import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
-from xmodal_keras.export.image_bytes import DEFAULT_MAX_PIXELS, decode_image_batch
+from xmodal_keras.export.image_bytes import (
+    DEFAULT_MAX_PIXELS,
+    decode_image_batch,
+    nonempty_inputs,
+)
 from xmodal_keras.export.saved_model_export import (
     sample_image_bytes,
     serving_model_dir,
@@ -162,7 +166,8 @@ def build_classifier_archive(
             inputs["audio"] = given[AUDIO_INPUT]
         if tabular:
             inputs["tabular"] = {column: given[column][:, None] for column in tabular}
-        probabilities = model(inputs, training=False)
+        inputs, batch_size = nonempty_inputs(inputs)
+        probabilities = model(inputs, training=False)[:batch_size]
         return {"probabilities": tf.cast(probabilities, tf.float32)}
 
     archive = keras.export.ExportArchive()

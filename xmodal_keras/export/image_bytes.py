@@ -37,6 +37,7 @@ __all__ = [
     "checked_image_size",
     "decode_image_batch",
     "nonempty_batch",
+    "nonempty_inputs",
 ]
 
 
@@ -88,6 +89,26 @@ def nonempty_batch(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """`(images, batch_size)` with an empty batch replaced by one black image: run the model
     on it and keep `[:batch_size]` of each output, so an empty request gets an empty answer
     (convolutions on CPU refuse an empty batch)."""
-    batch_size = tf.shape(images)[0]
-    dummy = tf.zeros(tf.concat([[1], tf.shape(images)[1:]], 0), images.dtype)
-    return tf.cond(batch_size > 0, lambda: images, lambda: dummy), batch_size
+    inputs, batch_size = nonempty_inputs({"images": images})
+    return inputs["images"], batch_size
+
+
+def nonempty_inputs(inputs: dict) -> tuple[dict, tf.Tensor]:
+    """`(inputs, batch_size)` where, for an empty batch, every tensor of the (nested) dict
+    `inputs` gets one row of zeros (empty strings for `tf.string`): run the model on them
+    and keep `[:batch_size]` of each output. The batch size is the first tensor's.
+
+    >>> empty = {"images": tf.zeros([0, 2, 2, 3]), "text": tf.constant([], tf.string)}
+    >>> padded, size = nonempty_inputs(empty)
+    >>> padded["images"].shape, padded["text"].numpy().tolist(), int(size)
+    (TensorShape([1, 2, 2, 3]), [b''], 0)
+    """
+    batch_size = tf.shape(tf.nest.flatten(inputs)[0])[0]
+
+    def one_row(tensor):
+        return tf.zeros(tf.concat([[1], tf.shape(tensor)[1:]], 0), tensor.dtype)
+
+    def padded(tensor):
+        return tf.cond(batch_size > 0, lambda: tensor, lambda: one_row(tensor))
+
+    return tf.nest.map_structure(padded, inputs), batch_size

@@ -7,7 +7,7 @@ RUN/
   model.keras      the trained model (written at the end of training)
   checkpoints/     best.weights.h5 (lowest monitored loss), last.weights.h5
   backup/          keras.callbacks.BackupAndRestore state: a killed run resumes from here
-  history.csv      one row per epoch (CSVLogger, appended to when a run resumes)
+  history.csv      one row per epoch (HistoryLogger: appended to, each epoch once, on resume)
   metrics/         <split>_<decoding>/metrics.json + captions.jsonl
   pictures/        PNG: training curves, attention maps
 ```
@@ -35,6 +35,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+
+from xmodal_keras.training.history_logger import HistoryLogger
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocab.txt"
@@ -189,17 +191,20 @@ class RunDirectory:
         *,
         monitor: str = "val_loss",
         metrics_callbacks: Sequence[keras.callbacks.Callback] = (),
+        backup_dir: str | os.PathLike | None = None,
     ) -> list[keras.callbacks.Callback]:
-        """`BackupAndRestore` (restores weights, optimizer and epoch of an interrupted run;
-        kept after the run so a larger `epochs` extends it), then `metrics_callbacks` (they
-        add to the epoch logs, so they run before the loggers), `CSVLogger` appending to
-        `history.csv`, and `ModelCheckpoint`s for the best (`monitor`) and last weights."""
+        """`metrics_callbacks` (they add to the epoch logs, so they run before the logger),
+        `HistoryLogger` appending to `history.csv`, `BackupAndRestore` in `backup_dir`
+        (default `backup/`; restores weights, optimizer and epoch of an interrupted run,
+        kept after the run so a larger `epochs` extends it), and `ModelCheckpoint`s for the
+        best (`monitor`) and last weights. The row of an epoch is written before its backup,
+        so a kill between the two re-runs the epoch, whose old row the logger drops."""
         return [
-            keras.callbacks.BackupAndRestore(
-                str(self.backup_dir), delete_checkpoint=False, double_checkpoint=True
-            ),
             *metrics_callbacks,
-            keras.callbacks.CSVLogger(str(self.history_path), append=True),
+            HistoryLogger(str(self.history_path)),
+            keras.callbacks.BackupAndRestore(
+                str(backup_dir or self.backup_dir), delete_checkpoint=False, double_checkpoint=True
+            ),
             keras.callbacks.ModelCheckpoint(
                 str(self.best_weights_path),
                 monitor=monitor,

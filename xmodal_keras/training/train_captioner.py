@@ -465,7 +465,7 @@ def train_captioner(
     else `read_captions`), builds the vocabulary on the train split, makes repeated, cached
     `tf.data` pipelines (`steps_per_epoch` from the number of captions and the global
     batch), builds and compiles the model inside the strategy's scope (in the `precision`
-    dtype policy) and fits it with `BackupAndRestore`, `CSVLogger`, `ModelCheckpoint`
+    dtype policy) and fits it with `BackupAndRestore`, `HistoryLogger`, `ModelCheckpoint`
     (and val BLEU-4/CIDEr every `val_metrics_every` epochs). Then writes `model.keras`,
     `vocab.txt`, `config.json` and `pictures/training_curves.png`, and prints a one-line
     summary. Calling it again on the same `out_dir` resumes the run.
@@ -548,17 +548,15 @@ def train_captioner(
             weight_decay=config.weight_decay,
             jit_compile=config.jit_compile,
         )
-    own_callbacks = work.training_callbacks(
-        monitor="val_loss" if not val.empty else "loss",
-        metrics_callbacks=_metrics_callbacks(config, tokenizer, val) if worker.is_chief else (),
-    )
     backup_dir = run.backup_dir
     if not worker.is_chief:
         # Kept (not in the temporary folder) so that a restarted cluster resumes together.
         backup_dir = run.backup_dir / f"worker_{worker.task_id}"
-        own_callbacks[0] = keras.callbacks.BackupAndRestore(
-            str(backup_dir), delete_checkpoint=False, double_checkpoint=True
-        )
+    own_callbacks = work.training_callbacks(
+        monitor="val_loss" if not val.empty else "loss",
+        metrics_callbacks=_metrics_callbacks(config, tokenizer, val) if worker.is_chief else (),
+        backup_dir=backup_dir,
+    )
     # Made here, race-free: BackupAndRestore's own exists-then-makedirs of the chief's
     # `backup/` fails when another worker makes `backup/worker_<id>/` at the same moment.
     backup_dir.mkdir(parents=True, exist_ok=True)

@@ -746,7 +746,7 @@ def train_fusion(
     repeated, cached `tf.data` pipelines of `({"images", "token_ids"}, label)` (plus
     `"audio"` and `"tabular"` with those modalities), builds and compiles the
     model in the strategy's scope and fits it (`steps_per_epoch`, the run directory's
-    callbacks: BackupAndRestore, CSVLogger, checkpoints). Then saves `model.keras`,
+    callbacks: BackupAndRestore, HistoryLogger, checkpoints). Then saves `model.keras`,
     evaluates val and test (`metrics/<split>_classification/`) and prints a summary.
     With `config.baselines`, image-only and text-only runs (no side inputs) are trained in
     `RUN/baselines/` and compared in `metrics/comparison.json` and a printed table.

@@ -4,6 +4,7 @@ user runs them, on the tiny shapes dataset's statement-verification view; the si
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -37,6 +38,11 @@ def test_train_evaluate_and_export_a_fusion_run(tiny_shapes_dir, tmp_path, capsy
     evaluated = run_xmodal("evaluate", str(run), "--split", "test")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert evaluated.stdout.startswith("test: accuracy ")
+    copy = shutil.copytree(tiny_shapes_dir, tmp_path / "pairs copy")
+    other = run_xmodal("evaluate", str(run), "--split", "test", "--data", str(copy))
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert other.stdout == evaluated.stdout  # the same pairs elsewhere: the same scores
+    assert (run / "metrics" / "data_pairs_copy" / "test_classification" / "metrics.json").is_file()
 
     exported = run_xmodal("export", str(run), "--out", str(tmp_path / "saved"), "--name", "v")
     assert exported.returncode == 0, exported.stderr[-2000:]

@@ -367,26 +367,65 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
     from xmodal_keras.training.run_directory import RunDirectory, run_kind
 
-    if run_kind(args.run_dir) == "fusion":
-        return _evaluate_fusion(args)
+    kind = run_kind(args.run_dir)
+    data = None if args.data is None else args.data[0] if len(args.data) == 1 else args.data
+    if kind != "captioner" and (args.beam or args.max_images):
+        raise ValueError(
+            f"--beam and --max-images are for captioner runs; {args.run_dir} is a {kind} run."
+        )
+    if kind == "fusion":
+        return _evaluate_fusion(args, data)
+    if kind == "retrieval":
+        return _evaluate_retrieval(args, data)
     metrics = evaluate_captioner(
-        args.run_dir, split=args.split, beam_width=args.beam, max_images=args.max_images
+        args.run_dir,
+        split=args.split,
+        beam_width=args.beam,
+        max_images=args.max_images,
+        data=data,
+        data_format=args.format,
     )
     decoding = "greedy" if args.beam is None else f"beam {args.beam}"
     print(f"{args.split} split, {decoding} decoding")
     print(format_metrics_table(metrics))
-    print(f"written to {RunDirectory(args.run_dir).metrics_dir_for(args.split, args.beam)}")
+    run = RunDirectory(args.run_dir)
+    print(f"written to {run.metrics_dir_for(args.split, args.beam, data=data)}")
     return 0
 
 
-def _evaluate_fusion(args: argparse.Namespace) -> int:
+def _evaluate_fusion(args: argparse.Namespace, data) -> int:
     from xmodal_keras.training.train_fusion import evaluate_fusion
 
-    for split, metrics in evaluate_fusion(args.run_dir, splits=(args.split,)).items():
+    if isinstance(data, list):
+        raise ValueError(f"A fusion run reads one pair file or folder. Received: --data {data}")
+    results = evaluate_fusion(
+        args.run_dir, splits=(args.split,), data=data, data_format=args.format
+    )
+    if not results:
+        raise ValueError(f"The data has no labelled {args.split!r} pairs; pick another --split.")
+    for split, metrics in results.items():
         print(
             f"{split}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}, "
             f"AUROC {metrics['auroc']:.3f} ({metrics['num_examples']} pairs)"
         )
+    return 0
+
+
+def _evaluate_retrieval(args: argparse.Namespace, data) -> int:
+    from xmodal_keras.training.train_retrieval import evaluate_retrieval
+
+    results = evaluate_retrieval(
+        args.run_dir, splits=(args.split,), data=data, data_format=args.format
+    )
+    if not results:
+        raise ValueError(f"The data has no {args.split!r} captions; pick another --split.")
+    for split, metrics in results.items():
+        recalls = ", ".join(
+            f"R@{k} i->t {metrics[f'image_to_text_recall@{k}']:.3f} "
+            f"t->i {metrics[f'text_to_image_recall@{k}']:.3f}"
+            for k in (1, 5, 10)
+        )
+        print(f"{split}: {recalls} ({metrics['num_images']} images)")
     return 0
 
 
@@ -684,14 +723,30 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.set_defaults(run=_cmd_retrieve)
 
     evaluate = commands.add_parser(
-        "evaluate", help="caption a split with a trained run and print BLEU/METEOR/ROUGE/CIDEr"
+        "evaluate",
+        help="score a trained run on a split: captions (BLEU/METEOR/ROUGE/CIDEr), retrieval "
+        "(recall@K) or fusion (accuracy/F1/AUROC)",
     )
     evaluate.add_argument(
-        "run_dir", metavar="RUN", help="run directory from `xmodal train captioner`"
+        "run_dir",
+        metavar="RUN",
+        help="run directory from `xmodal train captioner|retrieval|fusion`",
     )
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
-    evaluate.add_argument("--beam", type=_positive_int, help="beam width (default: greedy)")
-    evaluate.add_argument("--max-images", type=_positive_int, help="score only N images")
+    evaluate.add_argument(
+        "--data",
+        nargs="+",
+        metavar="PATH",
+        help="score this data (as --data of training; pair data for fusion) instead of the "
+        "run's own; results go to RUN/metrics/data_<name>/",
+    )
+    evaluate.add_argument(
+        "--format", default="auto", help="reader for --data (default: detect from the path)"
+    )
+    evaluate.add_argument(
+        "--beam", type=_positive_int, help="captioner: beam width (default: greedy)"
+    )
+    evaluate.add_argument("--max-images", type=_positive_int, help="captioner: score only N images")
     evaluate.set_defaults(run=_cmd_evaluate)
 
     caption = commands.add_parser("caption", help="caption image files with a trained run")

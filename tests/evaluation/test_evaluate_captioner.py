@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shutil
 
 import pytest
 from captioner_runs import shared_tiny_run, untrained_run
@@ -46,6 +47,25 @@ def test_greedy_evaluation_scores_every_test_image(run, test_split, tiny_shapes_
     captions = {row["image_id"]: row["generated"] for row in rows}
     expected = scene_faithfulness(read_scenes(tiny_shapes_dir), captions)
     assert greedy["scene_faithfulness"] == pytest.approx(expected)
+
+
+def test_other_data_is_scored_into_its_own_folder(
+    run, test_split, tiny_shapes_dir, tmp_path, greedy
+):
+    copy = shutil.copytree(tiny_shapes_dir, tmp_path / "copy")
+    own = (run.path / "metrics" / "test_greedy" / "metrics.json").read_text()
+    scores = evaluate_captioner(run, split="test", data=str(copy), metrics=FAST_METRICS)
+    # The same images and captions elsewhere: the same captions and scores.
+    assert {k: v for k, v in scores.items() if k != "seconds"} == pytest.approx(
+        {k: v for k, v in greedy.items() if k != "seconds"}
+    )
+    written = run.path / "metrics" / "data_copy" / "test_greedy" / "captions.jsonl"
+    assert len(written.read_text().splitlines()) == greedy["num_images"]
+    assert (run.path / "metrics" / "test_greedy" / "metrics.json").read_text() == own
+    broken = pathlib.Path(test_split.image_path.iloc[0]).name  # one the test split reads
+    (copy / "Images" / broken).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(ValueError, match=broken):
+        evaluate_captioner(run, split="test", data=str(copy), metrics=FAST_METRICS)
 
 
 def test_beam_evaluation_of_a_few_images(run):

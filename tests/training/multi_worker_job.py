@@ -1,6 +1,6 @@
-"""One worker of the two-worker test in test_multi_worker.py (run with TF_CONFIG set).
+"""One worker of the two-worker tests in test_multi_worker.py (run with TF_CONFIG set).
 
-python multi_worker_job.py DATA OUT WEIGHTS.npz
+python multi_worker_job.py KIND DATA OUT WEIGHTS.npz    (KIND: captioner, retrieval, fusion)
 """
 
 import os
@@ -15,6 +15,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from captioner_runs import tiny_config  # noqa: E402
 
 from xmodal_keras.training.train_captioner import train_captioner  # noqa: E402
+from xmodal_keras.training.train_fusion import FusionTrainConfig, train_fusion  # noqa: E402
+from xmodal_keras.training.train_retrieval import (  # noqa: E402
+    RetrievalTrainConfig,
+    train_retrieval,
+)
+
+TOWERS = {
+    "image_size": 32,
+    "encoder_hidden_dim": 8,
+    "encoder_num_layers": 2,
+    "embedding_dim": 8,
+    "hidden_dim": 8,
+    "projection_dim": 8,
+    "epochs": 2,
+    "batch_size": 16,
+    "strategy": "multi_worker",
+}
 
 
 class SaveWeights(keras.callbacks.Callback):
@@ -29,6 +46,13 @@ class SaveWeights(keras.callbacks.Callback):
 
 
 if __name__ == "__main__":
-    data, out, weights = sys.argv[1:4]
-    config = tiny_config(data, strategy="multi_worker", epochs=2, batch_size=40)
-    train_captioner(config, out, callbacks=[SaveWeights(weights)], verbose=2)
+    kind, data, out, weights = sys.argv[1:5]
+    save = [SaveWeights(weights)]
+    if kind == "captioner":
+        config = tiny_config(data, strategy="multi_worker", epochs=2, batch_size=40)
+        train_captioner(config, out, callbacks=save, verbose=2)
+    elif kind == "retrieval":
+        train_retrieval(RetrievalTrainConfig(data=data, **TOWERS), out, callbacks=save, verbose=2)
+    else:
+        config = FusionTrainConfig(data=data, baselines=False, **TOWERS)
+        train_fusion(config, out, callbacks=save, verbose=2)

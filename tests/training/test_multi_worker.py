@@ -1,6 +1,6 @@
-"""Two real worker processes on 127.0.0.1 train one captioner with
-MultiWorkerMirroredStrategy (CPU): both finish, their weights agree, only the chief's run
-directory holds the model."""
+"""Two real worker processes on 127.0.0.1 train one captioner, dual encoder or fusion
+classifier with MultiWorkerMirroredStrategy (CPU): both finish, their weights agree, only
+the chief's run directory holds the model."""
 
 import json
 import os
@@ -10,10 +10,10 @@ import subprocess
 import sys
 import tempfile
 
+import keras
 import numpy as np
 import pandas as pd
-
-from xmodal_keras.training.run_directory import load_captioner
+import pytest
 
 JOB = pathlib.Path(__file__).with_name("multi_worker_job.py")
 
@@ -28,8 +28,18 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-# ~40 s on 2 quiet CPU cores (130 s when the cores are shared): not `slow` (> 60 s).
-def test_two_workers_train_one_model(tiny_shapes_dir, tmp_path):
+# The first line each trainer prints, on the chief.
+FIRST_LINES = {
+    "captioner": "strategy MultiWorkerMirroredStrategy, 2 replica(s), global batch 80 = 40 per "
+    "replica x 2",
+    "retrieval": "strategy MultiWorkerMirroredStrategy, 2 replica(s), global batch 16",
+    "fusion": "MultiWorkerMirroredStrategy, global batch 16",
+}
+
+
+# ~40 s each on 2 quiet CPU cores (130 s when the cores are shared): not `slow` (> 60 s).
+@pytest.mark.parametrize("kind", list(FIRST_LINES))
+def test_two_workers_train_one_model(tiny_shapes_dir, tmp_path, kind):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     out = tmp_path / "run"  # one path for both, as on a shared file system
     logs, procs = [], []
@@ -43,6 +53,7 @@ def test_two_workers_train_one_model(tiny_shapes_dir, tmp_path):
                 [
                     sys.executable,
                     str(JOB),
+                    kind,
                     str(tiny_shapes_dir),
                     str(out),
                     str(tmp_path / f"weights{index}.npz"),
@@ -64,9 +75,7 @@ def test_two_workers_train_one_model(tiny_shapes_dir, tmp_path):
     assert codes == [0, 0], "\n\n".join(t[-3000:] for t in texts)
 
     first_line = next(line for line in texts[0].splitlines() if line.startswith("data: "))
-    assert "strategy MultiWorkerMirroredStrategy, 2 replica(s), global batch 80 = 40 per " \
-        "replica x 2" in first_line  # fmt: skip
-    assert "worker worker:0" in first_line
+    assert FIRST_LINES[kind] in first_line
 
     chief = np.load(tmp_path / "weights0.npz")
     other = np.load(tmp_path / "weights1.npz")
@@ -75,7 +84,7 @@ def test_two_workers_train_one_model(tiny_shapes_dir, tmp_path):
         # Each worker trained on its own half of every batch: equal only if gradients were
         # all-reduced.
         np.testing.assert_array_equal(chief[key], other[key])
-    saved = load_captioner(out)[0].get_weights()
+    saved = keras.saving.load_model(out / "model.keras", safe_mode=True).get_weights()
     for index, weights in enumerate(saved):
         np.testing.assert_array_equal(weights, chief[f"arr_{index}"])
 
@@ -83,6 +92,7 @@ def test_two_workers_train_one_model(tiny_shapes_dir, tmp_path):
     assert (out / "model.keras").is_file() and (out / "config.json").is_file()
     assert pd.read_csv(out / "history.csv").epoch.tolist() == [0, 1]
     assert (out / "backup" / "worker_1" / "training_metadata.json").is_file()
+    assert list((out / "logs").rglob("events.out.tfevents.*"))  # TensorBoard, chief only
     models = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.keras"))
     assert models == [pathlib.Path("run/model.keras")]
     assert not list(pathlib.Path(tempfile.gettempdir()).glob("xmodal_worker1_*"))

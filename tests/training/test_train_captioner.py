@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from captioner_runs import SHARED_RUN_SETTINGS, shared_tiny_run, tiny_config
 
+from xmodal_keras.data import read_captions
 from xmodal_keras.training.run_directory import RunDirectory, load_captioner
 from xmodal_keras.training.train_captioner import (
     DECODERS,
@@ -41,9 +42,14 @@ def test_train_writes_the_run_directory(tiny_shapes_dir, tmp_path_factory):
     assert (run.pictures_dir / "training_curves.png").stat().st_size > 0
 
     saved = json.loads(run.config_path.read_text())
-    assert saved["sequence_length"] == 20  # resolved: a path, not the built-in shapes
+    # Measured on the train captions (a path, not the built-in shapes): the longest one,
+    # 20 tokens, fits whole with its end token, where the old fixed 20 cut it.
+    frame = read_captions(tiny_shapes_dir)
+    captions = frame[frame.split == "train"].caption
+    assert max(len(c.split()) for c in captions) == 20
+    assert saved["sequence_length"] == 21
     assert saved["data"] == str(tiny_shapes_dir)
-    assert CaptionerTrainConfig.from_dict(saved) == config.resolved()
+    assert CaptionerTrainConfig.from_dict(saved) == config.resolved(captions)
 
     history = pd.read_csv(run.history_path)
     assert history.epoch.tolist() == [0]
@@ -57,9 +63,9 @@ def test_train_writes_the_run_directory(tiny_shapes_dir, tmp_path_factory):
     assert "val_bleu_4" in summary and str(run.path) in summary
 
     model, tokenizer, loaded = load_captioner(run.path)
-    assert loaded == config.resolved()
+    assert loaded == config.resolved(captions)
     assert tokenizer.get_vocabulary() == run.vocabulary_path.read_text().splitlines()
-    assert model.input["caption_in"].shape[1] == tokenizer.sequence_length == 20
+    assert model.input["caption_in"].shape[1] == tokenizer.sequence_length == 21
     assert model.get_layer("caption_decoder").__class__.__name__ == "GRUCaptionDecoder"
 
 
@@ -147,7 +153,7 @@ def test_mixed_bfloat16_from_tfrecords_saves_a_float32_model(tiny_shapes_dir, tm
     images = np.zeros((2, 32, 32, 3), np.uint8)
     tokens = np.ones((2, tokenizer.sequence_length), np.int32)
     logits = model({"image": images, "caption_in": tokens})
-    assert logits.dtype == "float32" and logits.shape == (2, 20, tokenizer.vocabulary_size)
+    assert logits.dtype == "float32" and logits.shape == (2, 21, tokenizer.vocabulary_size)
 
 
 def test_new_settings_are_checked():
@@ -158,14 +164,12 @@ def test_new_settings_are_checked():
 
 
 def test_runs_written_before_the_new_settings_still_resume(tmp_path):
-    from xmodal_keras.training.train_captioner import _check_resumable
-
     config = CaptionerTrainConfig(data="shapes").resolved()
     run = RunDirectory(tmp_path).create()
     old = config.to_dict()
     for key in ("precision", "jit_compile", "scale_learning_rate"):
         del old[key]
     run.write_config(old)
-    _check_resumable(run, config)  # missing settings take their defaults
+    config.check_resumable(run)  # missing settings take their defaults
     with pytest.raises(ValueError, match="precision: 'float32' -> 'mixed_bfloat16'"):
-        _check_resumable(run, dataclasses.replace(config, precision="mixed_bfloat16"))
+        dataclasses.replace(config, precision="mixed_bfloat16").check_resumable(run)

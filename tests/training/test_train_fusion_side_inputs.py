@@ -23,7 +23,6 @@ from xmodal_keras.export.fusion_export import export_fusion_classifier
 from xmodal_keras.training.run_directory import RunDirectory
 from xmodal_keras.training.train_fusion import (
     FusionTrainConfig,
-    _check_resumable,
     classification_metrics_dir,
     evaluate_fusion,
     labelled,
@@ -149,7 +148,7 @@ def test_a_run_written_before_side_inputs_still_resumes(tmp_path):
     old = {k: v for k, v in old.items() if not k.endswith("_columns")}
     run.create()
     run.write_config(old)
-    _check_resumable(run, config)  # no error: new settings read as their defaults
+    config.check_resumable(run)  # no error: new settings read as their defaults
 
 
 FRESH_PROCESS = """

@@ -2,16 +2,19 @@
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from xmodal_keras.cli import main
 from xmodal_keras.evaluation.retrieval_index import RetrievalIndex
 from xmodal_keras.training.run_directory import RunDirectory
 from xmodal_keras.training.train_retrieval import (
     INDEX_FILE,
     RetrievalTrainConfig,
+    evaluate_retrieval,
     format_matches,
     load_dual_encoder_run,
     retrieval_metrics_path,
@@ -66,6 +69,25 @@ def test_run_directory_and_metrics(tiny_run, capsys, tiny_shapes_dir):
     np.testing.assert_allclose(np.linalg.norm(index.text_embeddings, axis=1), 1.0, rtol=1e-5)
 
 
+def test_evaluate_scores_other_data_into_its_own_folder(
+    tiny_run, tiny_shapes_dir, tmp_path, capsys
+):
+    _, run = tiny_run
+    own = json.loads(retrieval_metrics_path(run, "test").read_text())
+    copy = shutil.copytree(tiny_shapes_dir, tmp_path / "same images")
+    scores = evaluate_retrieval(run.path, splits=("test",), data=str(copy))
+    assert scores["test"] == pytest.approx(own)  # the same images and captions: same recall
+    written = run.path / "metrics" / "data_same_images" / "test_retrieval" / "metrics.json"
+    assert json.loads(written.read_text()) == pytest.approx(own)
+    assert json.loads(retrieval_metrics_path(run, "test").read_text()) == own  # kept
+
+    assert main(["evaluate", str(run.path), "--split", "test"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"test: R@1 i->t {own['image_to_text_recall@1']:.3f} ")
+    assert main(["evaluate", str(run.path), "--beam", "2"]) == 2
+    assert "--beam and --max-images are for captioner runs" in capsys.readouterr().err
+
+
 def test_reloaded_model_embeds_like_the_index(tiny_run):
     _, run = tiny_run
     model, tokenizer, config = load_dual_encoder_run(run.path)
@@ -111,6 +133,17 @@ def test_resume_with_other_settings_is_refused(tiny_run):
     config, run = tiny_run
     with pytest.raises(ValueError, match="projection_dim: 8 -> 16"):
         train_retrieval(dataclasses.replace(config, projection_dim=16), run.path, verbose=0)
+
+
+def test_a_run_written_before_newer_settings_still_resumes(tmp_path):
+    config = tiny_config("shapes").resolved()
+    run = RunDirectory(tmp_path / "old").create()
+    old = config.to_dict()
+    del old["allow_outside_root"], old["encoder"]  # settings added after the first runs
+    run.write_config(old)
+    config.check_resumable(run)  # no error: they read as their defaults
+    with pytest.raises(ValueError, match="encoder: 'small_cnn' -> 'residual_cnn'"):
+        dataclasses.replace(config, encoder="residual_cnn").check_resumable(run)
 
 
 @pytest.mark.parametrize(

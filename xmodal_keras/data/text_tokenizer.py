@@ -26,6 +26,7 @@ Example:
 """
 
 import collections
+import math
 import os
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -71,6 +72,25 @@ def normalize_caption(text: str) -> str:
         else:
             pieces.append(ch)
     return " ".join(token for token in "".join(pieces).split(" ") if token)
+
+
+def caption_sequence_length(captions: Iterable[str], coverage: float = 0.99) -> int:
+    """The decoder length T (tokens + 1) that holds `coverage` of `captions` whole, counted
+    after `normalize_caption` (punctuation is a token).
+
+    A fixed length either cuts the longer captions of a dataset (the model never learns
+    their end, and greedy decoding stops mid-phrase at the limit) or pads short ones.
+
+    >>> caption_sequence_length(["a dog", "a big red dog runs.", "a cat"], coverage=1.0)
+    7
+    """
+    if not 0.0 < coverage <= 1.0:
+        raise ValueError(f"`coverage` must be in (0, 1]. Received: {coverage=!r}")
+    counts = sorted(len(normalize_caption(caption).split()) for caption in captions)
+    if not counts:
+        raise ValueError("`captions` is empty: there is no length to measure.")
+    covered = counts[min(len(counts), math.ceil(coverage * len(counts))) - 1]
+    return max(2, covered + 1)
 
 
 def normalize_captions_in_graph(texts: tf.Tensor) -> tf.Tensor:

@@ -3,14 +3,17 @@
 Metrics are the COCO caption standard (`compute_caption_metrics`: BLEU-1..4, METEOR,
 ROUGE-L, CIDEr-D) and, for the shapes data (a dataset root with `scenes.jsonl`), scene
 faithfulness: the share of captions whose every object and relation is true of the image.
-Results go to `RUN/metrics/<split>_<greedy|beamK>/metrics.json` and `captions.jsonl`.
+Results go to `RUN/metrics/<split>_<greedy|beamK>/metrics.json` and `captions.jsonl`;
+for other data than the run's (`data=`), to `RUN/metrics/data_<name>/<split>_.../`.
 """
 
+import dataclasses
 import math
 import os
 import time
 from collections.abc import Mapping, Sequence
 
+from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.shapes import read_scenes
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.decoding.caption_images import caption_paths
@@ -43,6 +46,8 @@ def evaluate_captioner(
     beam_width: int | None = None,
     max_images: int | None = None,
     *,
+    data: str | Sequence[str] | None = None,
+    data_format: str = "auto",
     batch_size: int = 64,
     metrics: Sequence[str] = METRIC_GROUPS,
 ) -> dict[str, float]:
@@ -51,6 +56,9 @@ def evaluate_captioner(
     Args:
         run_dir: a run directory from `train_captioner`.
         split: `"train"`, `"val"` or `"test"`. Defaults to `"test"`.
+        data: score this caption data (paths, as `--data` of training) instead of the
+            run's own; its images are checked first. Defaults to None.
+        data_format: the reader of `data` (`"auto"` detects it). Defaults to `"auto"`.
         beam_width: beam search of this width; None decodes greedily. Defaults to None.
         max_images: score only the first N images (sorted by id). Defaults to all.
         batch_size: images per decoding batch. Defaults to 64.
@@ -60,12 +68,13 @@ def evaluate_captioner(
     Returns:
         `{"bleu_1".."bleu_4", "meteor", "rouge_l", "cider", ["scene_faithfulness"],
         "num_images", "seconds"}` (METEOR is NaN without Java). Also written, with every
-        generated caption, to `metrics/<split>_<greedy|beamK>/`.
+        generated caption, to `metrics/<split>_<greedy|beamK>/` (under
+        `metrics/data_<name>/` for other `data`).
 
     Raises:
         ValueError: bad arguments, or the split has no images.
     """
-    from xmodal_keras.training.train_captioner import read_caption_data, shapes_root
+    from xmodal_keras.training.train_captioner import data_name, read_caption_data, shapes_root
 
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
@@ -74,13 +83,17 @@ def evaluate_captioner(
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
     start = time.perf_counter()
     model, tokenizer, config = load_captioner(run)
+    if data is not None:
+        config = dataclasses.replace(config, data=data, format=data_format)
     frame = read_caption_data(config)
     frame = frame[frame.split == split]
+    whose = "The run's data" if data is None else f"The data {data_name(data)}"
     if frame.empty:
         raise ValueError(
-            f"The run's data has no {split!r} captions; pick another split. Received: "
-            f"split={split!r}"
+            f"{whose} has no {split!r} captions; pick another split. Received: split={split!r}"
         )
+    if data is not None:
+        preflight_images(frame, source=data_name(data))
     references = frame.groupby("image_id", sort=True)["caption"].apply(list).to_dict()
     image_paths = frame.groupby("image_id", sort=True)["image_path"].first().to_dict()
     image_ids = sorted(references)[:max_images]
@@ -108,7 +121,7 @@ def evaluate_captioner(
         }
         for i in image_ids
     ]
-    write_caption_results(run.metrics_dir_for(split, beam_width), scores, rows)
+    write_caption_results(run.metrics_dir_for(split, beam_width, data=data), scores, rows)
     return scores
 
 

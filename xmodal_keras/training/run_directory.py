@@ -10,6 +10,7 @@ RUN/
   history.csv      one row per epoch (HistoryLogger: appended to, each epoch once, on resume)
   metrics/         <split>_<decoding>/metrics.json + captions.jsonl
   pictures/        PNG: training curves, attention maps
+  logs/            TensorBoard event files: train/ and validation/ (tensorboard --logdir RUN/logs)
 ```
 
 `config.json`, `vocab.txt` and `model.keras` are written to a temporary file in the run
@@ -30,6 +31,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -115,10 +117,32 @@ class RunDirectory:
     def pictures_dir(self) -> pathlib.Path:
         return self.path / "pictures"
 
-    def metrics_dir_for(self, split: str, beam_width: int | None = None) -> pathlib.Path:
-        """`metrics/<split>_greedy` or `metrics/<split>_beam<K>`."""
+    @property
+    def logs_dir(self) -> pathlib.Path:
+        """TensorBoard event files (`tensorboard --logdir RUN/logs`)."""
+        return self.path / "logs"
+
+    def metrics_dir_for(
+        self, split: str, beam_width: int | None = None, *, data=None
+    ) -> pathlib.Path:
+        """`metrics/<split>_greedy` or `metrics/<split>_beam<K>`; for `data` other than the
+        run's own, under `metrics/data_<name>/` (`evaluation_dir`)."""
         decoding = "greedy" if beam_width is None else f"beam{beam_width}"
-        return self.metrics_dir / f"{split}_{decoding}"
+        return self.evaluation_dir(data) / f"{split}_{decoding}"
+
+    def evaluation_dir(self, data=None) -> pathlib.Path:
+        """`metrics/` for the run's own data; `metrics/data_<name>/` for other `data` (a
+        path or a list of paths), so scoring other data never overwrites the run's own
+        scores.
+
+        >>> RunDirectory("/runs/a").evaluation_dir(["/data/flickr8k/", "coco val.json"]).name
+        'data_flickr8k+coco_val.json'
+        """
+        if data is None:
+            return self.metrics_dir
+        paths = [data] if isinstance(data, str | os.PathLike) else list(data)
+        names = [re.sub(r"[^A-Za-z0-9_.-]+", "_", pathlib.Path(p).name) or "data" for p in paths]
+        return self.metrics_dir / ("data_" + "+".join(names))
 
     # ------------------------------------------------------------------ state
     def create(self) -> "RunDirectory":

@@ -24,6 +24,8 @@ class RunSettings:
     """
 
     settings_kind: ClassVar[str] = "run"
+    # Settings that may change when a run is resumed or extended; every other one must match.
+    resumable_fields: ClassVar[frozenset[str]] = frozenset({"epochs"})
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -39,3 +41,40 @@ class RunSettings:
                 f"Unknown {cls.settings_kind} settings {unknown}; expected some of {sorted(known)}."
             )
         return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+
+    def check_resumable(self, run) -> None:
+        """Raise `ValueError` when `run` (a `RunDirectory` with a `config.json`) holds other
+        settings than these, apart from `resumable_fields`. Settings added since the file
+        was written read as their defaults, so older runs resume.
+
+        Example:
+
+        >>> import tempfile
+        >>> from xmodal_keras.training.run_directory import RunDirectory
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Settings(RunSettings):
+        ...     epochs: int = 1
+        ...     width: int = 8
+        >>> run = RunDirectory(tempfile.mkdtemp()).create()
+        >>> run.write_config({"epochs": 1})  # written before `width` existed
+        >>> Settings(epochs=3).check_resumable(run)
+        >>> try:
+        ...     Settings(width=4).check_resumable(run)
+        ... except ValueError as error:
+        ...     print(str(error).split("Received: ")[1])
+        width: 8 -> 4
+        """
+        previous = type(self).from_dict(run.read_config()).to_dict()
+        current = self.to_dict()
+        changed = sorted(
+            key
+            for key in set(previous) | set(current)
+            if key not in self.resumable_fields and previous.get(key) != current.get(key)
+        )
+        if changed:
+            details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
+            raise ValueError(
+                f"{run.path} holds a run with other settings; resume it with the same settings "
+                f"(only {sorted(self.resumable_fields)} may change) or pick another --out. "
+                f"Received: {details}"
+            )

@@ -20,10 +20,8 @@ import dataclasses
 import math
 import os
 import pathlib
-import shutil
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import keras
 import numpy as np
@@ -36,7 +34,7 @@ from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.shapes import load_shapes
 from xmodal_keras.data.sources import read_captions
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer, caption_sequence_length
 from xmodal_keras.data.tfrecords import (
     is_caption_tfrecord_dir,
     make_caption_tfrecord_dataset,
@@ -44,17 +42,16 @@ from xmodal_keras.data.tfrecords import (
     read_tfrecord_images,
 )
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
-from xmodal_keras.evaluation.plots import plot_training_curves
 from xmodal_keras.training.callbacks import CaptionMetricsCallback
 from xmodal_keras.training.compile_captioner import compile_captioner
 from xmodal_keras.training.distribute import (
     STRATEGY_NAMES,
-    fit_under,
     get_strategy,
     shard_by,
     strategy_name,
     worker_info,
 )
+from xmodal_keras.training.fit_driver import fit_run
 from xmodal_keras.training.run_directory import RunDirectory
 from xmodal_keras.training.run_settings import RunSettings
 
@@ -99,8 +96,10 @@ class CaptionerTrainConfig(RunSettings):
         encoder_num_layers: stride-2 stages of a from-scratch encoder (the grid is the image
             side / 2**stages); None keeps its default of 3 (ignored otherwise).
         image_size: side of the square images the model reads.
-        sequence_length: decoder length T (caption words + 1); None picks 22 for shapes,
-            20 otherwise (a Flickr8k/COCO caption has ~11 words; 95% have <= 19).
+        sequence_length: decoder length T (caption tokens + 1); None picks 22 for the
+            built-in shapes, else the length that holds 99 % of the train captions whole
+            (`caption_sequence_length`: 16 for digits, 21 for a shapes folder, about 25
+            for Flickr8k), written to the run's `config.json`.
         min_count, max_vocabulary_size: vocabulary of the train split (`build_vocabulary`).
         embedding_dim: GRU and LSTM decoders. attention_dim, attention_regularization:
             GRU decoder only. hidden_dim, dropout: every decoder. intermediate_dim,
@@ -130,6 +129,7 @@ class CaptionerTrainConfig(RunSettings):
     """
 
     settings_kind = "captioner"
+    resumable_fields = RESUMABLE_FIELDS
 
     data: str | tuple[str, ...] = SHAPES
     format: str = "auto"
@@ -204,11 +204,19 @@ class CaptionerTrainConfig(RunSettings):
     def is_shapes(self) -> bool:
         return self.data == SHAPES
 
-    def resolved(self) -> "CaptionerTrainConfig":
-        """A copy with `sequence_length` filled in and data paths made absolute."""
+    def resolved(self, train_captions: Iterable[str] | None = None) -> "CaptionerTrainConfig":
+        """A copy with `sequence_length` filled in and data paths made absolute.
+
+        A None `sequence_length` becomes 22 for the built-in shapes, else the length that
+        holds 99 % of `train_captions` whole (`caption_sequence_length`), else 20.
+        """
         sequence_length = self.sequence_length
-        if sequence_length is None:
-            sequence_length = SHAPES_SEQUENCE_LENGTH if self.is_shapes else DEFAULT_SEQUENCE_LENGTH
+        if sequence_length is None and self.is_shapes:
+            sequence_length = SHAPES_SEQUENCE_LENGTH
+        elif sequence_length is None and train_captions is not None:
+            sequence_length = caption_sequence_length(train_captions)
+        elif sequence_length is None:
+            sequence_length = DEFAULT_SEQUENCE_LENGTH
         data = self.data
         if isinstance(data, str) and not self.is_shapes:
             data = os.path.abspath(data)
@@ -374,26 +382,6 @@ def _build_captioner(config: CaptionerTrainConfig, vocabulary_size: int) -> kera
     )
 
 
-def _check_resumable(run: RunDirectory, config: CaptionerTrainConfig) -> None:
-    # Settings added after a run was written take their defaults (older config.json files).
-    defaults = {f.name: f.default for f in dataclasses.fields(CaptionerTrainConfig)}
-    previous = run.read_config()
-    previous = {**{k: v for k, v in defaults.items() if k not in previous}, **previous}
-    current = config.to_dict()
-    changed = sorted(
-        key
-        for key in set(previous) | set(current)
-        if key not in RESUMABLE_FIELDS and previous.get(key) != current.get(key)
-    )
-    if changed:
-        details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise ValueError(
-            f"{run.path} holds a run with other settings; resume it with the same settings "
-            f"(only {sorted(RESUMABLE_FIELDS)} may change) or pick another --out. "
-            f"Received: {details}"
-        )
-
-
 def _metrics_callbacks(
     config: CaptionerTrainConfig, tokenizer: CaptionTokenizer, val: pd.DataFrame
 ) -> list[keras.callbacks.Callback]:
@@ -486,12 +474,14 @@ def train_captioner(
         ValueError: bad settings, no train captions, or `out_dir` holds a run with other
             settings.
     """
-    config = config.resolved()
     strategy = get_strategy(config.strategy)
     worker = worker_info(strategy)
     run = RunDirectory(out_dir).check_writable()
     if run.has_config():
-        _check_resumable(run, config)
+        if config.sequence_length is None:  # the run's, measured on the same captions
+            stored = run.read_config().get("sequence_length")
+            config = dataclasses.replace(config, sequence_length=stored)
+        config.resolved().check_resumable(run)
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
 
@@ -505,6 +495,7 @@ def train_captioner(
             f"The data has no 'train' captions. Received: data={config.data!r} with splits "
             f"{sorted(frame.split.unique())}"
         )
+    config = config.resolved(train.caption)
     if run.vocabulary_path.is_file() and run.has_config():
         tokenizer = CaptionTokenizer.from_vocabulary_file(
             run.vocabulary_path, config.sequence_length
@@ -515,11 +506,6 @@ def train_captioner(
         run.create()
         run.save_vocabulary(tokenizer)
         run.write_config(config.to_dict())
-        work = run
-    else:
-        # The standard Keras multi-worker pattern: the others write to a temporary folder.
-        work = RunDirectory(tempfile.mkdtemp(prefix=f"xmodal_{worker.task_type}{worker.task_id}_"))
-        work.create()
 
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
@@ -548,40 +534,22 @@ def train_captioner(
             weight_decay=config.weight_decay,
             jit_compile=config.jit_compile,
         )
-    backup_dir = run.backup_dir
-    if not worker.is_chief:
-        # Kept (not in the temporary folder) so that a restarted cluster resumes together.
-        backup_dir = run.backup_dir / f"worker_{worker.task_id}"
-    own_callbacks = work.training_callbacks(
+    history = fit_run(
+        model,
+        run,
+        train_data,
+        strategy=strategy,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
         monitor="val_loss" if not val.empty else "loss",
+        fit_kwargs=fit_val,
         metrics_callbacks=_metrics_callbacks(config, tokenizer, val) if worker.is_chief else (),
-        backup_dir=backup_dir,
+        callbacks=callbacks,
+        verbose=verbose,
     )
-    # Made here, race-free: BackupAndRestore's own exists-then-makedirs of the chief's
-    # `backup/` fails when another worker makes `backup/worker_<id>/` at the same moment.
-    backup_dir.mkdir(parents=True, exist_ok=True)
-    all_callbacks = [*own_callbacks, *callbacks]
-    try:
-        with fit_under(model, strategy):
-            history = model.fit(
-                train_data,
-                epochs=config.epochs,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=all_callbacks,
-                verbose=verbose if worker.is_chief else 0,
-                shuffle=False,  # the dataset shuffles itself
-                **fit_val,
-            )
-        work.save_model(model)
-    finally:
-        close_loggers(all_callbacks)
-        if not worker.is_chief:
-            shutil.rmtree(work.path, ignore_errors=True)
-    if not worker.is_chief:
-        return run
-    epochs_run = len(history.epoch)
-    plot_run_curves(run)
-    print(format_summary(run, epochs_run, config.epochs, time.perf_counter() - start), flush=True)
+    if worker.is_chief:
+        seconds = time.perf_counter() - start
+        print(format_summary(run, len(history.epoch), config.epochs, seconds), flush=True)
     return run
 
 
@@ -617,17 +585,3 @@ def _datasets(
         fit_val["validation_data"] = make(val, "val", shuffle=False)
         fit_val["validation_steps"] = math.ceil(len(val) / global_batch)
     return make(train, "train", shuffle=True), fit_val
-
-
-def close_loggers(callbacks: Sequence[keras.callbacks.Callback]) -> None:
-    """Close `CSVLogger` files: `on_train_end` does it, but not when `fit` raised."""
-    for callback in callbacks:
-        file = getattr(callback, "csv_file", None)
-        if isinstance(callback, keras.callbacks.CSVLogger) and file is not None:
-            file.close()
-
-
-def plot_run_curves(run: RunDirectory) -> None:
-    """Draw `pictures/training_curves.png` from the run's `history.csv` (when it has rows)."""
-    if run.history_path.is_file() and run.history_path.stat().st_size:
-        plot_training_curves(run.history_path, run.pictures_dir / "training_curves.png")

@@ -38,6 +38,7 @@ Example (seconds; 32x32 shapes, tiny model):
 """
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -75,15 +76,17 @@ from xmodal_keras.models.fusion_classifier import (
     build_fusion_classifier,
     classifier_loss,
 )
-from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
+from xmodal_keras.training.distribute import (
+    STRATEGY_NAMES,
+    get_strategy,
+    shard_by,
+    strategy_name,
+)
+from xmodal_keras.training.fit_driver import fit_run, is_chief
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory, load_captioner, run_kind
 from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.schedules import make_adamw_optimizer
-from xmodal_keras.training.train_captioner import (
-    CaptionerTrainConfig,
-    close_loggers,
-    plot_run_curves,
-)
+from xmodal_keras.training.train_captioner import CaptionerTrainConfig
 from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, load_dual_encoder_run
 
 SHAPES_VERIFY = "shapes-verify"
@@ -197,6 +200,7 @@ class FusionTrainConfig(RunSettings):
     """
 
     settings_kind = "fusion"
+    resumable_fields = RESUMABLE_FIELDS
 
     data: str = SHAPES_VERIFY
     format: str = "auto"
@@ -677,27 +681,10 @@ def make_fusion_dataset(
     )
 
 
-def _check_resumable(run: RunDirectory, config: FusionTrainConfig) -> None:
-    # Through the dataclass, so settings added since the run was written read as defaults.
-    previous = FusionTrainConfig.from_dict(run.read_config()).to_dict()
-    current = config.to_dict()
-    changed = sorted(
-        key
-        for key in set(previous) | set(current)
-        if key not in RESUMABLE_FIELDS and previous.get(key) != current.get(key)
-    )
-    if changed:
-        details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise ValueError(
-            f"{run.path} holds a run with other settings; resume it with the same settings "
-            f"(only {sorted(RESUMABLE_FIELDS)} may change) or pick another --out. "
-            f"Received: {details}"
-        )
-
-
-def classification_metrics_dir(run: RunDirectory, split: str) -> pathlib.Path:
-    """`metrics/<split>_classification/` of a run."""
-    return run.metrics_dir / f"{split}_classification"
+def classification_metrics_dir(run: RunDirectory, split: str, *, data=None) -> pathlib.Path:
+    """`metrics/<split>_classification/` of a run (under `metrics/data_<name>/` for other
+    `data` than the run's)."""
+    return run.evaluation_dir(data) / f"{split}_classification"
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -761,11 +748,13 @@ def train_fusion(
         The `RunDirectory`.
     """
     config = config.resolved()
+    strategy = get_strategy(config.strategy)  # multi-worker: before any other TF op
     RunDirectory(out_dir).check_writable()
     _warn_about_other_shapes_data(config)
     frame = read_pair_data(config)
     preflight_images(frame, source=config.data)
-    run = _train_one(config, out_dir, frame, callbacks=callbacks, verbose=verbose)
+    train = functools.partial(_train_one, frame=frame, strategy=strategy, verbose=verbose)
+    run = train(config, out_dir, callbacks=callbacks)
     if config.baselines and len(config.modalities) > 1:
         runs = {"fusion": run}
         for name, modalities in BASELINES.items():
@@ -777,10 +766,12 @@ def train_fusion(
                 if not labelled(frame, s).empty
             )
             if done:
-                _check_resumable(RunDirectory(path), baseline)
+                baseline.check_resumable(RunDirectory(path))
                 runs[name] = RunDirectory(path)
             else:
-                runs[name] = _train_one(baseline, path, frame, callbacks=(), verbose=verbose)
+                runs[name] = train(baseline, path, callbacks=())
+        if not is_chief(strategy):
+            return run
         comparison = compare_runs(runs)
         path = run.metrics_dir / COMPARISON_FILE
         path.write_text(json.dumps(comparison, indent=2, sort_keys=True) + "\n", "utf-8")
@@ -811,14 +802,15 @@ def _warn_about_other_shapes_data(config: FusionTrainConfig) -> None:
 def _train_one(
     config: FusionTrainConfig,
     out_dir: str | os.PathLike,
-    frame: pd.DataFrame,
     *,
+    frame: pd.DataFrame,
+    strategy: tf.distribute.Strategy,
     callbacks: Sequence[keras.callbacks.Callback],
     verbose: str | int,
 ) -> RunDirectory:
     run = RunDirectory(out_dir)
     if run.has_config():
-        _check_resumable(run, config)
+        config.check_resumable(run)
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     train, val = labelled(frame, "train"), labelled(frame, "val")
@@ -828,7 +820,7 @@ def _train_one(
             f"splits {sorted(frame.split.unique())}"
         )
     num_classes = max(2, int(frame.label.max()) + 1)
-    run.create()
+    chief = is_chief(strategy)
     init_model = None
     if config.init_from is not None:
         init_model, tokenizer = load_init_from_run(config.init_from)
@@ -844,10 +836,11 @@ def _train_one(
             max_size=config.max_vocabulary_size,
         )
     coverage = vocabulary_coverage(tokenizer, train.text)
-    run.save_vocabulary(tokenizer)
-    run.write_config(config.to_dict())
+    if chief:
+        run.create()
+        run.save_vocabulary(tokenizer)
+        run.write_config(config.to_dict())
 
-    strategy = get_strategy(config.strategy)
     image_shape = (config.image_size, config.image_size)
     counts = np.bincount(train.label.to_numpy(np.int64), minlength=num_classes)
     print(
@@ -856,12 +849,12 @@ def _train_one(
         f"modalities {'+'.join(config.modalities)}, "
         f"fusion {config.fusion if len(config.modalities) > 1 else '-'}"
         f"{f' from {config.init_from}' if config.init_from else ''} | "
-        f"{type(strategy).__name__}, global batch {config.batch_size}",
+        f"{strategy_name(strategy)}, global batch {config.batch_size}",
         flush=True,
     )
 
     def dataset(rows, **kwargs):
-        return make_fusion_dataset(
+        made = make_fusion_dataset(
             rows,
             tokenizer,
             modalities=config.modalities,
@@ -873,6 +866,7 @@ def _train_one(
             **config.side_inputs,
             **kwargs,
         )
+        return shard_by(made, "data")
 
     steps_per_epoch = max(1, math.ceil(len(train) / config.batch_size))
     fit_kwargs: dict[str, Any] = {}
@@ -888,25 +882,20 @@ def _train_one(
         )
         _compile(model, config, config.epochs * steps_per_epoch, num_classes)
     timer = _EpochTimer()
-    all_callbacks = [
-        *run.training_callbacks(monitor="val_loss" if not val.empty else "loss"),
-        timer,
-        *callbacks,
-    ]
-    try:
-        history = model.fit(
-            dataset(train, shuffle=True),
-            epochs=config.epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=all_callbacks,
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself
-            **fit_kwargs,
-        )
-    finally:
-        close_loggers(all_callbacks)
-    run.save_model(model)
-    plot_run_curves(run)
+    history = fit_run(
+        model,
+        run,
+        dataset(train, shuffle=True),
+        strategy=strategy,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        monitor="val_loss" if not val.empty else "loss",
+        fit_kwargs=fit_kwargs,
+        callbacks=[timer, *callbacks],
+        verbose=verbose,
+    )
+    if not chief:
+        return run
     # Epochs after the first: the first one also decodes and caches the images.
     timed = timer.seconds[1:] or timer.seconds
     fit = {
@@ -966,12 +955,16 @@ def evaluate_fusion(
     tokenizer: CaptionTokenizer | None = None,
     config: FusionTrainConfig | None = None,
     frame: pd.DataFrame | None = None,
+    data: str | None = None,
+    data_format: str = "auto",
 ) -> dict[str, dict]:
     """Evaluate a fusion run on its labelled `splits`; writes
     `metrics/<split>_classification/{metrics.json, confusion_matrix.png}`.
 
     `xmodal evaluate RUN` calls it for fusion runs (`is_fusion_run`); `train_fusion`
-    passes its model, tokenizer, config and frame to skip reloading.
+    passes its model, tokenizer, config and frame to skip reloading. With `data` (pair
+    data, as `--data` of training, read with `data_format`) that data is scored instead
+    of the run's, after its images are checked, into `metrics/data_<name>/`.
 
     Returns:
         `{split: classification_metrics(...)}` for the splits that have labels.
@@ -979,6 +972,10 @@ def evaluate_fusion(
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
     if model is None or tokenizer is None or config is None:
         model, tokenizer, config = load_fusion_run(run)
+    if data is not None:
+        config = dataclasses.replace(config, data=data, format=data_format)
+        frame = read_pair_data(config)
+        preflight_images(frame, source=data)
     frame = read_pair_data(config) if frame is None else frame
     num_classes = max(2, int(frame.label.max()) + 1)
     results = {}
@@ -988,7 +985,7 @@ def evaluate_fusion(
         rows = labelled(frame, split)
         if rows.empty:
             continue
-        data = make_fusion_dataset(
+        batches = make_fusion_dataset(
             rows,
             tokenizer,
             modalities=config.modalities,
@@ -997,13 +994,13 @@ def evaluate_fusion(
             **config.side_inputs,
         )
         probabilities, labels = [], []
-        for inputs, batch_labels in data:
+        for inputs, batch_labels in batches:
             probabilities.append(np.asarray(model(inputs, training=False)))
             labels.append(batch_labels.numpy())
         metrics = classification_metrics(
             np.concatenate(labels), np.concatenate(probabilities), num_classes=num_classes
         )
-        folder = classification_metrics_dir(run, split)
+        folder = classification_metrics_dir(run, split, data=data)
         folder.mkdir(parents=True, exist_ok=True)
         serializable = {k: _finite_or_none(v) for k, v in metrics.items()}
         (folder / "metrics.json").write_text(

@@ -27,11 +27,13 @@ import dataclasses
 import json
 import math
 import os
+import pathlib
 import time
 from collections.abc import Sequence
 
 import keras
 import numpy as np
+import pandas as pd
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.image_files import preflight_images
@@ -43,15 +45,19 @@ from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
 from xmodal_keras.evaluation.retrieval_index import RetrievalIndex, build_retrieval_index
 from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME, build_dual_encoder
 from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
-from xmodal_keras.training.distribute import STRATEGY_NAMES, get_strategy
+from xmodal_keras.training.distribute import (
+    STRATEGY_NAMES,
+    get_strategy,
+    shard_by,
+    strategy_name,
+)
+from xmodal_keras.training.fit_driver import fit_run, is_chief
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
 from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.train_captioner import (
     SHAPES,
-    close_loggers,
     data_name,
     format_summary,
-    plot_run_curves,
     read_caption_data,
 )
 
@@ -90,6 +96,7 @@ class RetrievalTrainConfig(RunSettings):
     """
 
     settings_kind = "retrieval"
+    resumable_fields = RESUMABLE_FIELDS
 
     data: str | tuple[str, ...] = SHAPES
     format: str = "auto"
@@ -206,25 +213,10 @@ def build_dual_encoder_from_config(
     )
 
 
-def _check_resumable(run: RunDirectory, config: RetrievalTrainConfig) -> None:
-    previous, current = run.read_config(), config.to_dict()
-    changed = sorted(
-        key
-        for key in set(previous) | set(current)
-        if key not in RESUMABLE_FIELDS and previous.get(key) != current.get(key)
-    )
-    if changed:
-        details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise ValueError(
-            f"{run.path} holds a run with other settings; resume it with the same settings "
-            f"(only {sorted(RESUMABLE_FIELDS)} may change) or pick another --out. "
-            f"Received: {details}"
-        )
-
-
-def retrieval_metrics_path(run: RunDirectory, split: str):
-    """`metrics/<split>_retrieval/metrics.json` of a run."""
-    return run.metrics_dir / f"{split}_retrieval" / "metrics.json"
+def retrieval_metrics_path(run: RunDirectory, split: str, *, data=None) -> pathlib.Path:
+    """`metrics/<split>_retrieval/metrics.json` of a run (under `metrics/data_<name>/` for
+    other `data` than the run's)."""
+    return run.evaluation_dir(data) / f"{split}_retrieval" / "metrics.json"
 
 
 def train_retrieval(
@@ -254,9 +246,11 @@ def train_retrieval(
         The `RunDirectory`.
     """
     config = config.resolved()
+    strategy = get_strategy(config.strategy)  # multi-worker: before any other TF op
+    chief = is_chief(strategy)
     run = RunDirectory(out_dir).check_writable()
     if run.has_config():
-        _check_resumable(run, config)
+        config.check_resumable(run)
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
 
@@ -269,7 +263,6 @@ def train_retrieval(
             f"The data has no 'train' captions. Received: data={config.data!r} with splits "
             f"{sorted(frame.split.unique())}"
         )
-    run.create()
     if run.vocabulary_path.is_file() and run.has_config():
         tokenizer = CaptionTokenizer.from_vocabulary_file(
             run.vocabulary_path, config.sequence_length
@@ -281,15 +274,16 @@ def train_retrieval(
             min_count=config.min_count,
             max_size=config.max_vocabulary_size,
         )
-    run.save_vocabulary(tokenizer)
-    run.write_config(config.to_dict())
+    if chief:
+        run.create()
+        run.save_vocabulary(tokenizer)
+        run.write_config(config.to_dict())
 
-    strategy = get_strategy(config.strategy)
     image_shape = (config.image_size, config.image_size)
     print(
         f"data: {len(train)} train / {len(val)} val captions "
         f"({train.image_path.nunique()} / {val.image_path.nunique()} images), vocabulary "
-        f"{tokenizer.vocabulary_size} | strategy {type(strategy).__name__}, "
+        f"{tokenizer.vocabulary_size} | strategy {strategy_name(strategy)}, "
         f"{strategy.num_replicas_in_sync} replica(s), global batch {config.batch_size}",
         flush=True,
     )
@@ -306,18 +300,22 @@ def train_retrieval(
         drop_remainder=True,
         check_images="none",  # checked above
     )
+    train_data = shard_by(train_data, "data")
     steps_per_epoch = max(1, len(train) // config.batch_size)
     fit_val = {}
     if not val.empty:
-        fit_val["validation_data"] = make_retrieval_dataset(
-            val,
-            tokenizer,
-            image_shape=image_shape,
-            batch_size=config.batch_size,
-            shuffle=False,
-            cache=True,
-            repeat=True,
-            check_images="none",
+        fit_val["validation_data"] = shard_by(
+            make_retrieval_dataset(
+                val,
+                tokenizer,
+                image_shape=image_shape,
+                batch_size=config.batch_size,
+                shuffle=False,
+                cache=True,
+                repeat=True,
+                check_images="none",
+            ),
+            "data",
         )
         fit_val["validation_steps"] = math.ceil(len(val) / config.batch_size)
 
@@ -330,43 +328,25 @@ def train_retrieval(
             warmup_steps=config.warmup_steps,
             weight_decay=config.weight_decay,
         )
-    all_callbacks = [
-        *run.training_callbacks(monitor="val_loss" if not val.empty else "loss"),
-        *callbacks,
-    ]
-    try:
-        history = model.fit(
-            train_data,
-            epochs=config.epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=all_callbacks,
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself
-            **fit_val,
-        )
-    finally:
-        close_loggers(all_callbacks)
-    run.save_model(model)
-    plot_run_curves(run)
+    history = fit_run(
+        model,
+        run,
+        train_data,
+        strategy=strategy,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        monitor="val_loss" if not val.empty else "loss",
+        fit_kwargs=fit_val,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    if not chief:
+        return run
 
+    results = evaluate_retrieval(run, model=model, tokenizer=tokenizer, config=config, frame=frame)
+    shown = [format_recall(split, metrics) for split, metrics in results.items()]
     image_tower = model.get_layer(IMAGE_TOWER_NAME)
     text_tower = model.get_layer(TEXT_TOWER_NAME)
-    shown = []
-    for split in ("val", "test"):
-        rows = frame[frame.split == split]
-        if rows.empty:
-            continue
-        index = build_retrieval_index(
-            image_tower, text_tower, tokenizer, rows, image_shape=image_shape
-        )
-        metrics = {**index.recall(), "num_images": index.num_images, "num_captions": len(rows)}
-        path = retrieval_metrics_path(run, split)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", "utf-8")
-        shown.append(
-            f"{split} R@1 i->t {metrics['image_to_text_recall@1']:.3f} "
-            f"t->i {metrics['text_to_image_recall@1']:.3f}"
-        )
     gallery = frame if config.index_split == "all" else frame[frame.split == config.index_split]
     if gallery.empty:
         gallery = train
@@ -380,6 +360,63 @@ def train_retrieval(
         flush=True,
     )
     return run
+
+
+def evaluate_retrieval(
+    run_dir: str | os.PathLike | RunDirectory,
+    *,
+    splits: Sequence[str] = ("val", "test"),
+    model: keras.Model | None = None,
+    tokenizer: CaptionTokenizer | None = None,
+    config: RetrievalTrainConfig | None = None,
+    frame: pd.DataFrame | None = None,
+    data: str | Sequence[str] | None = None,
+    data_format: str = "auto",
+) -> dict[str, dict]:
+    """Recall@1/5/10 image->text and text->image of a retrieval run on each of `splits`
+    that has captions; written to `metrics/<split>_retrieval/metrics.json`.
+
+    `train_retrieval` passes its model, tokenizer, config and frame; `xmodal evaluate RUN`
+    loads them. With `data` (caption data, as `--data` of training, read with
+    `data_format`) that data is scored instead of the run's, after its images are
+    checked, into `metrics/data_<name>/`.
+
+    Returns:
+        `{split: {"image_to_text_recall@1", ..., "num_images", "num_captions"}}`.
+    """
+    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+    if model is None or tokenizer is None or config is None:
+        model, tokenizer, config = load_dual_encoder_run(run)
+    if data is not None:
+        config = dataclasses.replace(config, data=data, format=data_format)
+        frame = read_caption_data(config)
+        preflight_images(frame, source=data_name(data))
+    frame = read_caption_data(config) if frame is None else frame
+    image_tower = model.get_layer(IMAGE_TOWER_NAME)
+    text_tower = model.get_layer(TEXT_TOWER_NAME)
+    shape = (config.image_size, config.image_size)
+    results = {}
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"`splits` must be from {SPLITS}. Received: split={split!r}")
+        rows = frame[frame.split == split]
+        if rows.empty:
+            continue
+        index = build_retrieval_index(image_tower, text_tower, tokenizer, rows, image_shape=shape)
+        metrics = {**index.recall(), "num_images": index.num_images, "num_captions": len(rows)}
+        path = retrieval_metrics_path(run, split, data=data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", "utf-8")
+        results[split] = metrics
+    return results
+
+
+def format_recall(split: str, metrics: dict) -> str:
+    """`"test R@1 i->t 0.512 t->i 0.498"`."""
+    return (
+        f"{split} R@1 i->t {metrics['image_to_text_recall@1']:.3f} "
+        f"t->i {metrics['text_to_image_recall@1']:.3f}"
+    )
 
 
 def load_dual_encoder_run(run_dir: str | os.PathLike | RunDirectory):

@@ -38,12 +38,12 @@ def tune_captioner(
     >>> result = tune_captioner(CaptionerTrainConfig(data="shapes"))  # doctest: +SKIP
     >>> print(result.suggested_learning_rate)  # doctest: +SKIP
     """
-    config = config.resolved()
     keras.utils.set_random_seed(config.seed)
     frame = read_caption_data(config)
     train = frame[frame.split == "train"]
     if train.empty:
         raise ValueError(f"The data has no 'train' captions. Received: data={config.data!r}")
+    config = config.resolved(train.caption)
     tokenizer = tokenizer_from_captions(config, train.caption)
     dataset = make_caption_dataset(
         train,

@@ -156,6 +156,19 @@ def test_mixed_bfloat16_from_tfrecords_saves_a_float32_model(tiny_shapes_dir, tm
     assert logits.dtype == "float32" and logits.shape == (2, 21, tokenizer.vocabulary_size)
 
 
+def test_the_summary_counts_restored_and_stopped_epochs(tmp_path):
+    from xmodal_keras.training.train_captioner import format_summary
+
+    run = RunDirectory(tmp_path).create()
+    assert format_summary(run, [0, 1, 2], 3, 5.0).startswith("trained 3 epochs in 5 s")
+    resumed = format_summary(run, [2, 3], 4, 5.0)
+    assert resumed.startswith("trained 4 epochs (2 restored from backup) in 5 s")
+    # A callback stopped the first epoch of 100: nothing was restored.
+    assert format_summary(run, [0], 100, 1.0).startswith(
+        "trained 1 epoch of 100 (stopped early) in 1 s"
+    )
+
+
 def test_new_settings_are_checked():
     with pytest.raises(ValueError, match="Received: self.precision='float16'"):
         CaptionerTrainConfig(precision="float16")

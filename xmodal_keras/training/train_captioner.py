@@ -414,8 +414,14 @@ def _last_row(history_path: pathlib.Path) -> dict[str, float]:
     return {} if history.empty else history.iloc[-1].to_dict()
 
 
-def format_summary(run: RunDirectory, epochs_run: int, epochs_total: int, seconds: float) -> str:
-    """One line: epochs, final loss/accuracy/val metrics, time, where things are."""
+def format_summary(
+    run: RunDirectory, epochs_run: Sequence[int], epochs_total: int, seconds: float
+) -> str:
+    """One line: epochs, final loss/accuracy/val metrics, time, where things are.
+
+    `epochs_run` is `fit`'s `History.epoch` (the epochs this call ran: it starts after the
+    ones restored from a backup, and ends early when a callback stopped training).
+    """
     last = _last_row(run.history_path)
     shown = []
     for key in (
@@ -429,10 +435,13 @@ def format_summary(run: RunDirectory, epochs_run: int, epochs_total: int, second
         if key in last and not pd.isna(last[key]):
             name = key.replace("masked_token_accuracy", "accuracy")
             shown.append(f"{name} {float(last[key]):.3f}")
-    resumed = epochs_total - epochs_run
-    epochs = f"{epochs_total} epoch{'s' if epochs_total != 1 else ''}"
-    if resumed:
-        epochs += f" ({resumed} restored from backup)"
+    restored = epochs_run[0] if epochs_run else epochs_total
+    reached = epochs_run[-1] + 1 if epochs_run else epochs_total
+    epochs = f"{reached} epoch{'s' if reached != 1 else ''}"
+    if reached < epochs_total:
+        epochs += f" of {epochs_total} (stopped early)"
+    if restored:
+        epochs += f" ({restored} restored from backup)"
     return (
         f"trained {epochs} in {seconds:.0f} s: {', '.join(shown) or 'no epochs logged'} | "
         f"run: {run.path} (model.keras, history.csv, pictures/)"
@@ -549,7 +558,7 @@ def train_captioner(
     )
     if worker.is_chief:
         seconds = time.perf_counter() - start
-        print(format_summary(run, len(history.epoch), config.epochs, seconds), flush=True)
+        print(format_summary(run, history.epoch, config.epochs, seconds), flush=True)
     return run
 
 

@@ -355,7 +355,7 @@ def train_retrieval(
     ).save(run.path / INDEX_FILE)
     temperature = model.get_layer("logits").temperature
     print(
-        format_summary(run, len(history.epoch), config.epochs, time.perf_counter() - start)
+        format_summary(run, history.epoch, config.epochs, time.perf_counter() - start)
         + f" | temperature {temperature:.3f} | {'; '.join(shown) or 'no val/test split'}",
         flush=True,
     )

@@ -733,7 +733,7 @@ def train_fusion(
     repeated, cached `tf.data` pipelines of `({"images", "token_ids"}, label)` (plus
     `"audio"` and `"tabular"` with those modalities), builds and compiles the
     model in the strategy's scope and fits it (`steps_per_epoch`, the run directory's
-    callbacks: BackupAndRestore, HistoryLogger, checkpoints). Then saves `model.keras`,
+    callbacks and TensorBoard logs: `fit_run`). Then saves `model.keras`,
     evaluates val and test (`metrics/<split>_classification/`) and prints a summary.
     With `config.baselines`, image-only and text-only runs (no side inputs) are trained in
     `RUN/baselines/` and compared in `metrics/comparison.json` and a printed table.
@@ -753,8 +753,8 @@ def train_fusion(
     _warn_about_other_shapes_data(config)
     frame = read_pair_data(config)
     preflight_images(frame, source=config.data)
-    train = functools.partial(_train_one, frame=frame, strategy=strategy, verbose=verbose)
-    run = train(config, out_dir, callbacks=callbacks)
+    train_run = functools.partial(_train_one, frame=frame, strategy=strategy, verbose=verbose)
+    run = train_run(config, out_dir, callbacks=callbacks)
     if config.baselines and len(config.modalities) > 1:
         runs = {"fusion": run}
         for name, modalities in BASELINES.items():
@@ -769,7 +769,7 @@ def train_fusion(
                 baseline.check_resumable(RunDirectory(path))
                 runs[name] = RunDirectory(path)
             else:
-                runs[name] = train(baseline, path, callbacks=())
+                runs[name] = train_run(baseline, path, callbacks=())
         if not is_chief(strategy):
             return run
         comparison = compare_runs(runs)

@@ -232,9 +232,10 @@ def train_retrieval(
     (`preflight_images`), builds the vocabulary on the train split, makes repeated, cached
     `tf.data` pipelines of `({"images", "token_ids"}, image_index)`, builds and compiles
     the model in the strategy's scope and fits it with the run directory's callbacks
-    (BackupAndRestore, HistoryLogger, checkpoints). Then saves `model.keras`, writes recall@1/5/
-    10 image->text and text->image for val and test (`metrics/<split>_retrieval/
-    metrics.json`), embeds `index_split` into `retrieval_index.npz` and prints a summary.
+    (`fit_run`: history, backup, checkpoints, TensorBoard logs). Then saves `model.keras`,
+    writes recall@1/5/10 image->text and text->image for val and test
+    (`evaluate_retrieval`), embeds `index_split` into `retrieval_index.npz` and prints a
+    summary.
 
     Args:
         config: the run settings.

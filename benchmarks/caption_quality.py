@@ -43,8 +43,14 @@ CPU cores shared with other jobs (minutes are only indicative):
 Result at equal time (test, greedy; full table in the README): at 4 minutes ours / baseline
 CIDEr is 1.74x (shapes) and 9.9x (digits); at 8 minutes (4 epochs each) it is 0.97x
 (5.640 / 5.813) and 1.05x (4.706 / 4.503): the baseline catches up once its batch-norm
-statistics settle. The selection below ran 3 epochs on 2,000 images; a budget of 4 epochs
-or more needs its own selection (label smoothing and the learning rate first).
+statistics settle. The selection below ran 3 epochs on 2,000 images. At the 8-minute
+budget (4 epochs, 4,000 images; val CIDEr greedy; the default's from its benchmark run,
+which trains the same 4 epochs) label smoothing 0.1 stays ahead of 0 on both datasets:
+shapes 5.641 vs 5.550, digits 4.650 vs 4.604 (val token accuracy 0.856 vs 0.850 and 0.836
+vs 0.832):
+
+    .venv/bin/python benchmarks/caption_quality.py --select --num-images 4000 --epochs 4 \
+        --candidates "residual_cnn lr 2e-3 ls 0"
 
 Chosen: `residual_cnn`, lr 2e-3, label smoothing 0.1: within 2 % of the best val CIDEr on
 shapes and 4 % on digits, where every other setting is 13 % or more below the best on one
@@ -90,6 +96,12 @@ SELECTION_CANDIDATES = {
         "encoder_hidden_dim": None,
         "learning_rate": 2e-3,
         "label_smoothing": 0.1,
+    },
+    "residual_cnn lr 2e-3 ls 0": {
+        "encoder": "residual_cnn",
+        "encoder_hidden_dim": None,
+        "learning_rate": 2e-3,
+        "label_smoothing": 0.0,
     },
     # What `xmodal tune captioner` suggests on both datasets (the rate at the lowest
     # smoothed loss, ~3e-3, divided by 10).

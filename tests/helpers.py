@@ -115,3 +115,19 @@ def run_model_saving_test(model: keras.Model, input_data, *, atol: float = 1e-6)
     actual = _as_numpy(restored(input_data))
     tree.map_structure(lambda a, b: np.testing.assert_allclose(a, b, atol=atol), expected, actual)
     return restored
+
+
+class Killed(RuntimeError):
+    """What a kill of the training process looks like to a test."""
+
+
+class KillAtEpochEnd(keras.callbacks.Callback):
+    """Raise `Killed` at the end of (0-based) `epoch`, where it sits among the callbacks."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise Killed(f"killed at the end of epoch {epoch}")

@@ -5,25 +5,12 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import KillAtEpochEnd, Killed
 
 from xmodal_keras.training.history_logger import HistoryLogger
 from xmodal_keras.training.run_directory import RunDirectory
 
 EPOCHS = 3
-
-
-class Killed(Exception):
-    pass
-
-
-class KillAtEpochEnd(keras.callbacks.Callback):
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise Killed
 
 
 def _fit(run: RunDirectory, epochs: int, kill_at=None) -> None:

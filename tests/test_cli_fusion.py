@@ -89,6 +89,20 @@ def test_side_input_flags_set_their_config_fields():
     assert config.head_hidden_dim == 7
 
 
+def test_encoder_precision_and_xla_flags_reach_fusion_and_retrieval():
+    from xmodal_keras.cli import _retrieval_config
+
+    config = fusion_config(
+        "--encoder=residual_cnn", "--weights=w.h5", "--precision=mixed_bfloat16", "--jit-compile"
+    )
+    assert (config.encoder, config.weights) == ("residual_cnn", "w.h5")
+    assert (config.precision, config.jit_compile) == ("mixed_bfloat16", True)
+    assert (fusion_config().precision, fusion_config().jit_compile) == ("auto", False)
+    argv = ["train", "retrieval", "--precision=float32", "--jit-compile", "--out", "run"]
+    retrieval = _retrieval_config(build_parser().parse_args(argv))
+    assert (retrieval.precision, retrieval.jit_compile) == ("float32", True)
+
+
 def test_modalities_default_to_image_text_plus_the_side_inputs_given():
     plain = fusion_config()
     assert plain.modalities == ("image", "text")

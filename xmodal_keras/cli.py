@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from xmodal_keras.training.train_fusion import FusionTrainConfig
+    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig
 
 # Quiet TensorFlow's C++ start-up chatter for command-line use; library users keep control.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -101,6 +102,12 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.problem_count else 0
 
 
+_PRECISION_HELP = (
+    "auto (default: mixed_bfloat16 on a CPU with AMX bfloat16 units, else float32), "
+    "float32, mixed_float16 (GPU) or mixed_bfloat16 (TPU/CPU)"
+)
+_JIT_COMPILE_HELP = "XLA-compile the train step (faster on GPU/TPU, slower on CPU)"
+
 # `xmodal train captioner` flags: (CaptionerTrainConfig field, type, help). Defaults live in
 # the dataclass only: a flag left out keeps the dataclass default.
 _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
@@ -146,7 +153,7 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
         "auto (TF_CONFIG cluster: multi_worker; several GPUs: mirrored; TPU: tpu; else "
         "default), default, mirrored, multi_worker or tpu (default: auto)",
     ),
-    ("precision", str, "float32 (default), mixed_float16 (GPU) or mixed_bfloat16 (TPU/CPU)"),
+    ("precision", str, _PRECISION_HELP),
     ("val_metrics_every", int, "val BLEU-4/CIDEr every N epochs, 0 = off (default: 1)"),
     ("shapes_num_images", int, "--data shapes: images to generate (default: 5000)"),
     ("shapes_image_size", int, "--data shapes: generated image side (default: 64)"),
@@ -156,7 +163,7 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
 # `xmodal train captioner` on/off flags: (CaptionerTrainConfig field, help).
 _TRAIN_SWITCHES: tuple[tuple[str, str], ...] = (
     ("allow_outside_root", _ALLOW_OUTSIDE_ROOT_HELP),
-    ("jit_compile", "XLA-compile the train step (faster on GPU/TPU, slower on CPU)"),
+    ("jit_compile", _JIT_COMPILE_HELP),
     ("scale_learning_rate", "multiply --learning-rate by the number of replicas"),
 )
 
@@ -176,7 +183,7 @@ def _add_captioner_settings(parser: argparse.ArgumentParser) -> None:
         elif name == "strategy":
             choices = ("auto", "default", "mirrored", "multi_worker", "tpu")
         elif name == "precision":
-            choices = ("float32", "mixed_float16", "mixed_bfloat16")
+            choices = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
         parser.add_argument(
             "--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, help=text
         )
@@ -240,8 +247,25 @@ _RETRIEVAL_FLAGS: tuple[tuple[str, type, str], ...] = (
 )
 
 
-def _cmd_train_retrieval(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, train_retrieval
+def _add_precision_flags(parser: argparse.ArgumentParser) -> None:
+    """`--precision` and `--jit-compile` (retrieval and fusion; the captioner's are in its
+    flag tables)."""
+    from xmodal_keras.training.precision import PRECISIONS
+
+    parser.add_argument("--precision", choices=PRECISIONS, help=_PRECISION_HELP)
+    parser.add_argument("--jit-compile", action="store_true", help=_JIT_COMPILE_HELP)
+
+
+def _precision_settings(args: argparse.Namespace) -> dict:
+    settings = {"jit_compile": args.jit_compile}
+    if args.precision is not None:
+        settings["precision"] = args.precision
+    return settings
+
+
+def _retrieval_config(args: argparse.Namespace) -> "RetrievalTrainConfig":
+    """The `RetrievalTrainConfig` of parsed `xmodal train retrieval` arguments."""
+    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig
 
     settings = {
         name: getattr(args, name)
@@ -249,8 +273,18 @@ def _cmd_train_retrieval(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     data = args.data[0] if len(args.data) == 1 else tuple(args.data)
-    config = RetrievalTrainConfig(data=data, allow_outside_root=args.allow_outside_root, **settings)
-    train_retrieval(config, args.out)
+    return RetrievalTrainConfig(
+        data=data,
+        allow_outside_root=args.allow_outside_root,
+        **settings,
+        **_precision_settings(args),
+    )
+
+
+def _cmd_train_retrieval(args: argparse.Namespace) -> int:
+    from xmodal_keras.training.train_retrieval import train_retrieval
+
+    train_retrieval(_retrieval_config(args), args.out)
     return 0
 
 
@@ -258,6 +292,12 @@ def _cmd_train_retrieval(args: argparse.Namespace) -> int:
 _FUSION_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("format", str, "reader for --data: auto, hateful_memes or csv (default: auto)"),
     ("fusion", str, "concat, weighted_sum, product, gated, cross_attention, bilinear or late"),
+    (
+        "encoder",
+        str,
+        "image encoder: small_cnn (default), residual_cnn or a keras.applications name",
+    ),
+    ("weights", str, "encoder weights: imagenet or a weights file (default: random init)"),
     ("image_size", int, "image side in pixels (default: 64)"),
     ("encoder_hidden_dim", int, "small_cnn width (default: 64)"),
     ("embedding_dim", int, "token embedding size (default: 64)"),
@@ -345,6 +385,7 @@ def _fusion_config(args: argparse.Namespace) -> "FusionTrainConfig":
         baselines=args.baselines,
         allow_outside_root=args.allow_outside_root,
         **settings,
+        **_precision_settings(args),
     )
 
 
@@ -681,6 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, kind, text in _RETRIEVAL_FLAGS:
         retrieval.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    _add_precision_flags(retrieval)
     _add_allow_outside_root(retrieval)
     retrieval.add_argument("--out", required=True, help="run directory to write (or resume)")
     retrieval.set_defaults(run=_cmd_train_retrieval)
@@ -708,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     fusion.add_argument(
         "--baselines", action="store_true", help="also train image-only and text-only models"
     )
+    _add_precision_flags(fusion)
     _add_allow_outside_root(fusion)
     fusion.add_argument("--out", required=True, help="run directory to write (or resume)")
     fusion.set_defaults(run=_cmd_train_fusion)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from captioner_runs import SHARED_RUN_SETTINGS, shared_tiny_run, tiny_config
+from helpers import KillAtEpochEnd, Killed
 
 from xmodal_keras.data import read_captions
 from xmodal_keras.training.run_directory import RunDirectory, load_captioner
@@ -18,16 +19,6 @@ from xmodal_keras.training.train_captioner import (
     build_captioner_from_config,
     train_captioner,
 )
-
-
-class CrashAfterEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise RuntimeError("killed")
 
 
 def test_train_writes_the_run_directory(tiny_shapes_dir, tmp_path_factory):
@@ -72,8 +63,8 @@ def test_train_writes_the_run_directory(tiny_shapes_dir, tmp_path_factory):
 def test_a_killed_run_resumes_where_it_stopped(tiny_shapes_dir, tmp_path, capsys):
     config = tiny_config(tiny_shapes_dir, decoder="transformer", epochs=3)
     out = tmp_path / "run"
-    with pytest.raises(RuntimeError, match="killed"):
-        train_captioner(config, out, callbacks=[CrashAfterEpoch(1)], verbose=0)
+    with pytest.raises(Killed):
+        train_captioner(config, out, callbacks=[KillAtEpochEnd(1)], verbose=0)
     run = RunDirectory(out)
     assert pd.read_csv(run.history_path).epoch.tolist() == [0, 1]
     assert not run.model_path.exists()
@@ -177,12 +168,15 @@ def test_new_settings_are_checked():
 
 
 def test_runs_written_before_the_new_settings_still_resume(tmp_path):
-    config = CaptionerTrainConfig(data="shapes").resolved()
     run = RunDirectory(tmp_path).create()
-    old = config.to_dict()
+    old = CaptionerTrainConfig(data="shapes", precision="float32").resolved().to_dict()
     for key in ("precision", "jit_compile", "scale_learning_rate"):
         del old[key]
     run.write_config(old)
-    config.check_resumable(run)  # missing settings take their defaults
+    # Missing settings take their defaults; a missing precision was float32, which the
+    # default "auto" adopts on resuming, whatever this machine would pick.
+    config = CaptionerTrainConfig(data="shapes").resumed_from(run).resolved()
+    assert config.precision == "float32"
+    config.check_resumable(run)
     with pytest.raises(ValueError, match="precision: 'float32' -> 'mixed_bfloat16'"):
         dataclasses.replace(config, precision="mixed_bfloat16").check_resumable(run)

@@ -38,6 +38,7 @@ def tiny_config(data, **overrides) -> FusionTrainConfig:
         epochs=1,
         batch_size=16,
         strategy="default",
+        precision="float32",  # "auto" (bfloat16 on AMX CPUs): tests/training/test_precision.py
         baselines=True,
     )
     settings.update(overrides)
@@ -147,6 +148,7 @@ def tiny_retrieval_run(tiny_shapes_dir, tmp_path_factory):
         epochs=1,
         batch_size=16,
         strategy="default",
+        precision="float32",
     )
     return train_retrieval(config, tmp_path_factory.mktemp("retrieval") / "run", verbose=0)
 

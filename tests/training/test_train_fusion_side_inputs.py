@@ -58,6 +58,7 @@ def side_config(data, **overrides) -> FusionTrainConfig:
         epochs=1,
         batch_size=4,
         strategy="default",
+        precision="float32",  # "auto" (bfloat16 on AMX CPUs): tests/training/test_precision.py
     )
     settings.update(overrides)
     return FusionTrainConfig(**settings)

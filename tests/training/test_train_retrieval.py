@@ -35,6 +35,7 @@ def tiny_config(data, **overrides) -> RetrievalTrainConfig:
         epochs=1,
         batch_size=16,
         strategy="default",
+        precision="float32",  # "auto" (bfloat16 on AMX CPUs): tests/training/test_precision.py
     )
     settings.update(overrides)
     return RetrievalTrainConfig(**settings)

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.export.float32_model import float32_copy
 from xmodal_keras.export.fusion_export import (
     DEFAULT_WARMUP_TEXT,
     IMAGE_BYTES_INPUT,
@@ -77,7 +78,7 @@ def build_dual_encoder_archive(
             Defaults to 40 megapixels.
     """
     check_positive_int("max_pixels", max_pixels)
-    image_tower, text_tower = _towers(model)
+    image_tower, text_tower = _towers(float32_copy(model))
     check_tokenizer(tokenizer, text_tower.input.shape[1])
     shape = image_size(image_tower)
 

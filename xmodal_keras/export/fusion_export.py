@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.export.float32_model import float32_copy
 from xmodal_keras.export.image_bytes import (
     DEFAULT_MAX_PIXELS,
     decode_image_batch,
@@ -145,6 +146,7 @@ def build_classifier_archive(
             Defaults to 40 megapixels.
     """
     check_positive_int("max_pixels", max_pixels)
+    model = float32_copy(model)
     specs = classifier_input_specs(model)
     names = list(specs)
     tabular = list(model.input.get("tabular", {}))

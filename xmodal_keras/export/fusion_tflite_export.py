@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from xmodal_keras.data.text_tokenizer import SPECIAL_TOKENS, CaptionTokenizer
 from xmodal_keras.export.atomic_directory import atomic_directory
+from xmodal_keras.export.float32_model import float32_copy
 from xmodal_keras.export.fusion_export import check_tokenizer, image_size
 from xmodal_keras.export.tflite_export import (
     METADATA_FILE,
@@ -72,6 +73,7 @@ class ClassifierTFLiteModule(tf.Module):
                 "Export a model built with `output='probabilities'`. Received: a model whose "
                 f"last layer is {model.layers[-1].name!r}"
             )
+        model = float32_copy(model)
         self.model = model
         # Tracking the variables' values keeps them in the module's graph captures.
         self.model_variables = [v.value for v in model.variables]

@@ -36,6 +36,7 @@ from xmodal_keras.data.image_preprocessing import resize_image
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOptions
 from xmodal_keras.export.atomic_directory import write_version
+from xmodal_keras.export.float32_model import float32_copy
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
 from xmodal_keras.export.image_bytes import (
     DEFAULT_MAX_PIXELS,
@@ -67,7 +68,7 @@ def build_serving_archive(
     """
     check_positive_int("beam_width", beam_width)
     check_positive_int("max_pixels", max_pixels)
-    generator = CaptionGenerator(model, tokenizer)
+    generator = CaptionGenerator(float32_copy(model), tokenizer)
     image_shape = generator.image_shape[:2]
     greedy = DecodingOptions(method="greedy")
     beam = DecodingOptions(method="beam", beam_width=beam_width)

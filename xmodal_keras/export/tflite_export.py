@@ -47,6 +47,7 @@ from xmodal_keras.data.text_tokenizer import SPECIAL_TOKENS, CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.decoding.greedy_search import greedy_search
 from xmodal_keras.export.atomic_directory import atomic_directory
+from xmodal_keras.export.float32_model import float32_copy
 from xmodal_keras.export.tflite_ops import list_tflite_ops, non_builtin_ops
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -331,15 +332,19 @@ def _load_source(source, tokenizer, max_length):
     from xmodal_keras.training.run_directory import RunDirectory, load_captioner
 
     if isinstance(source, CaptionGenerator):
+        model = float32_copy(source.model)
+        if model is not source.model:
+            source = CaptionGenerator(model, source.tokenizer, max_length=source.max_length)
         return source, source.model.name, None, None
     if isinstance(source, keras.Model):
         if tokenizer is None:
             raise ValueError("Exporting a keras.Model needs its `tokenizer`. Received: None")
-        return CaptionGenerator(source, tokenizer, max_length=max_length), source.name, None, None
+        generator = CaptionGenerator(float32_copy(source), tokenizer, max_length=max_length)
+        return generator, source.name, None, None
     if isinstance(source, str | os.PathLike | RunDirectory):
         run = source if isinstance(source, RunDirectory) else RunDirectory(source)
         model, run_tokenizer, config = load_captioner(run)
-        generator = CaptionGenerator(model, run_tokenizer, max_length=max_length)
+        generator = CaptionGenerator(float32_copy(model), run_tokenizer, max_length=max_length)
         return generator, run.path.name, str(run.path), config
     raise ValueError(
         "`source` must be a run directory, a keras.Model or a CaptionGenerator. "

@@ -26,6 +26,12 @@ class RunSettings:
     settings_kind: ClassVar[str] = "run"
     # Settings that may change when a run is resumed or extended; every other one must match.
     resumable_fields: ClassVar[frozenset[str]] = frozenset({"epochs"})
+    # Settings a new run picks for itself when left at their defaults (None, "auto"): a
+    # resumed run takes them from its config.json instead (`resumed_from`).
+    picked_fields: ClassVar[frozenset[str]] = frozenset()
+    # What a setting added later was before it existed, where that is not its default:
+    # `from_dict` gives these to a `config.json` written without them.
+    legacy_values: ClassVar[dict[str, Any]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -33,14 +39,44 @@ class RunSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]):
-        """Inverse of `to_dict` (e.g. a `config.json`); unknown keys are an error."""
+        """Inverse of `to_dict` (e.g. a `config.json`); unknown keys are an error, missing
+        ones take their `legacy_values` (else their defaults)."""
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
                 f"Unknown {cls.settings_kind} settings {unknown}; expected some of {sorted(known)}."
             )
+        values = {**cls.legacy_values, **values}
         return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+
+    def resumed_from(self, run):
+        """These settings, with each of `picked_fields` left at its default taken from
+        `run`'s `config.json` (what the run picked when it started).
+
+        Example:
+
+        >>> import tempfile
+        >>> from xmodal_keras.training.run_directory import RunDirectory
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Settings(RunSettings):
+        ...     picked_fields = frozenset({"precision"})
+        ...     legacy_values = {"precision": "float32"}
+        ...     precision: str = "auto"
+        ...     epochs: int = 1
+        >>> run = RunDirectory(tempfile.mkdtemp()).create()
+        >>> run.write_config({"epochs": 1})  # written before `precision` existed
+        >>> Settings(epochs=2).resumed_from(run)
+        Settings(precision='float32', epochs=2)
+        """
+        stored = type(self).from_dict(run.read_config())
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        picked = {
+            name: getattr(stored, name)
+            for name in self.picked_fields
+            if getattr(self, name) == defaults[name]
+        }
+        return dataclasses.replace(self, **picked)
 
     def check_resumable(self, run) -> None:
         """Raise `ValueError` when `run` (a `RunDirectory` with a `config.json`) holds other

@@ -83,6 +83,7 @@ from xmodal_keras.training.distribute import (
     strategy_name,
 )
 from xmodal_keras.training.fit_driver import fit_run, is_chief
+from xmodal_keras.training.precision import PRECISIONS, dtype_policy, resolve_precision
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory, load_captioner, run_kind
 from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.schedules import make_adamw_optimizer
@@ -109,7 +110,9 @@ BASELINES_DIR = "baselines"
 COMPARISON_FILE = "comparison.json"
 FIT_FILE = "fit.json"
 # Settings that may change when a run is resumed or extended; every other one must match.
-RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "baselines", "allow_outside_root"})
+RESUMABLE_FIELDS = frozenset(
+    {"epochs", "strategy", "jit_compile", "baselines", "allow_outside_root"}
+)
 # With `init_from` a Transformer captioner run: its image encoder, vocabulary and text length
 # (and `fusion` reads "cross_attention": the captioner's decoder is the fusion).
 CAPTIONER_INIT_FROM_FIELDS = (
@@ -163,7 +166,9 @@ class FusionTrainConfig(RunSettings):
             decay 1e-4, gradients clipped to norm 1), warm-up over the first 5 % of the
             steps, then cosine decay to 0.
         class_weight: None or `"balanced"` (`n / (classes * count_c)`, for imbalanced labels).
-        seed, strategy: as for the captioner.
+        seed, strategy, precision (`"auto"`: mixed_bfloat16 on CPUs with AMX bfloat16
+            units, else float32; the probabilities stay float32), jit_compile: as for the
+            captioner.
         baselines: also train image-only and text-only models on the same split and report
             them beside the fusion model.
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
@@ -201,6 +206,8 @@ class FusionTrainConfig(RunSettings):
 
     settings_kind = "fusion"
     resumable_fields = RESUMABLE_FIELDS
+    picked_fields = frozenset({"precision"})
+    legacy_values = {"precision": "float32"}  # before the setting, every run was float32
 
     data: str = SHAPES_VERIFY
     format: str = "auto"
@@ -229,6 +236,8 @@ class FusionTrainConfig(RunSettings):
     class_weight: str | None = None
     seed: int = 0
     strategy: str = "auto"
+    precision: str = "auto"
+    jit_compile: bool = False
     baselines: bool = False
     shapes_num_images: int = 2000
     shapes_image_size: int = 64
@@ -274,6 +283,10 @@ class FusionTrainConfig(RunSettings):
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"`precision` must be one of {PRECISIONS}. Received: {self.precision=!r}"
             )
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(
@@ -362,11 +375,13 @@ class FusionTrainConfig(RunSettings):
         return self.data == SHAPES_VERIFY
 
     def resolved(self) -> "FusionTrainConfig":
-        """A copy with `sequence_length` filled in and a data path made absolute; with
+        """A copy with `sequence_length` and `precision` (`resolve_precision`) filled in
+        and a data path made absolute; with
         `init_from`, its path made absolute and the `INIT_FROM_FIELDS` (retrieval run) or
         `CAPTIONER_INIT_FROM_FIELDS` (captioner run) read from that run.
         """
         data = self.data if self.is_shapes else os.path.abspath(self.data)
+        precision = resolve_precision(self.precision)
         if self.init_from is not None:
             init_from = os.path.abspath(self.init_from)
             kind, source = read_init_from_settings(init_from)
@@ -375,9 +390,13 @@ class FusionTrainConfig(RunSettings):
                 taken["fusion"] = "cross_attention"
             else:
                 taken = {name: source[name] for name in INIT_FROM_FIELDS}
-            return dataclasses.replace(self, data=data, init_from=init_from, **taken)
+            return dataclasses.replace(
+                self, data=data, init_from=init_from, precision=precision, **taken
+            )
         sequence_length = self.sequence_length or (16 if self.is_shapes else 40)
-        return dataclasses.replace(self, sequence_length=sequence_length, data=data)
+        return dataclasses.replace(
+            self, sequence_length=sequence_length, data=data, precision=precision
+        )
 
 
 def read_init_from_settings(run_dir: str | os.PathLike) -> tuple[str, dict[str, Any]]:
@@ -511,9 +530,27 @@ def build_fusion_model_from_config(
     (`build_fusion_classifier_from_dual_encoder`); a captioner's image encoder and decoder
     read the text against the image (`build_fusion_classifier_from_captioner`). A
     `"tabular"` model needs the pair `frame`: its encoder is adapted on the frame's train
-    split.
+    split. The layers compute in the settings' `precision` (mixed: 16 bits, float32
+    variables and probabilities).
     """
     config = config.resolved()
+    build = functools.partial(
+        _build_fusion_model, config, vocabulary_size, num_classes, init_model, frame=frame
+    )
+    if config.precision == "float32":
+        return build()
+    with dtype_policy(config.precision):
+        return build()
+
+
+def _build_fusion_model(
+    config: FusionTrainConfig,
+    vocabulary_size: int,
+    num_classes: int,
+    init_model: keras.Model | None,
+    *,
+    frame: pd.DataFrame | None,
+) -> keras.Model:
     if "tabular" in config.modalities and frame is None:
         raise ValueError(
             "A model with the 'tabular' modality needs the pair `frame` (its train split "
@@ -716,6 +753,7 @@ def _compile(model: keras.Model, config: FusionTrainConfig, total_steps: int, nu
         ),
         loss=classifier_loss(num_classes=num_classes),
         metrics=metrics,
+        jit_compile=config.jit_compile,
     )
 
 
@@ -747,9 +785,11 @@ def train_fusion(
     Returns:
         The `RunDirectory`.
     """
-    config = config.resolved()
     strategy = get_strategy(config.strategy)  # multi-worker: before any other TF op
-    RunDirectory(out_dir).check_writable()
+    run = RunDirectory(out_dir).check_writable()
+    if run.has_config():
+        config = config.resumed_from(run)  # the precision it started with
+    config = config.resolved()
     _warn_about_other_shapes_data(config)
     frame = read_pair_data(config)
     preflight_images(frame, source=config.data)
@@ -849,7 +889,8 @@ def _train_one(
         f"modalities {'+'.join(config.modalities)}, "
         f"fusion {config.fusion if len(config.modalities) > 1 else '-'}"
         f"{f' from {config.init_from}' if config.init_from else ''} | "
-        f"{strategy_name(strategy)}, global batch {config.batch_size}",
+        f"{strategy_name(strategy)}, global batch {config.batch_size} | precision "
+        f"{config.precision}" + (", XLA" if config.jit_compile else ""),
         flush=True,
     )
 

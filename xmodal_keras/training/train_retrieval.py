@@ -52,6 +52,7 @@ from xmodal_keras.training.distribute import (
     strategy_name,
 )
 from xmodal_keras.training.fit_driver import fit_run, is_chief
+from xmodal_keras.training.precision import PRECISIONS, dtype_policy, resolve_precision
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
 from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.train_captioner import (
@@ -64,7 +65,9 @@ from xmodal_keras.training.train_captioner import (
 INDEX_FILE = "retrieval_index.npz"
 SPLITS = ("train", "val", "test")
 # Settings that may change when a run is resumed or extended; every other one must match.
-RESUMABLE_FIELDS = frozenset({"epochs", "strategy", "index_split", "allow_outside_root"})
+RESUMABLE_FIELDS = frozenset(
+    {"epochs", "strategy", "jit_compile", "index_split", "allow_outside_root"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +90,9 @@ class RetrievalTrainConfig(RunSettings):
         initial_temperature: starting (learned) temperature of the logits.
         epochs, batch_size (global; the contrastive negatives are the batch),
             learning_rate (peak, warm-up + cosine), warmup_steps (None: 5%), weight_decay.
-        seed, strategy: as for the captioner.
+        seed, strategy, precision (`"auto"`: mixed_bfloat16 on CPUs with AMX bfloat16
+            units, else float32; the logits stay float32), jit_compile: as for the
+            captioner.
         index_split: the split embedded into `retrieval_index.npz` for `retrieve`
             (`"test"`, `"val"`, `"train"` or `"all"`).
         shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
@@ -97,6 +102,8 @@ class RetrievalTrainConfig(RunSettings):
 
     settings_kind = "retrieval"
     resumable_fields = RESUMABLE_FIELDS
+    picked_fields = frozenset({"precision"})
+    legacy_values = {"precision": "float32"}  # before the setting, every run was float32
 
     data: str | tuple[str, ...] = SHAPES
     format: str = "auto"
@@ -125,6 +132,8 @@ class RetrievalTrainConfig(RunSettings):
     weight_decay: float = 1e-4
     seed: int = 0
     strategy: str = "auto"
+    precision: str = "auto"
+    jit_compile: bool = False
     index_split: str = "test"
     shapes_num_images: int = 5000
     shapes_image_size: int = 64
@@ -144,6 +153,10 @@ class RetrievalTrainConfig(RunSettings):
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"`precision` must be one of {PRECISIONS}. Received: {self.precision=!r}"
             )
         if self.index_split not in (*SPLITS, "all"):
             raise ValueError(
@@ -172,21 +185,35 @@ class RetrievalTrainConfig(RunSettings):
         return self.data == SHAPES
 
     def resolved(self) -> "RetrievalTrainConfig":
-        """A copy with `sequence_length` filled in and data paths made absolute."""
+        """A copy with `sequence_length` and `precision` (`resolve_precision`) filled in
+        and data paths made absolute."""
         sequence_length = self.sequence_length or (22 if self.is_shapes else 20)
         data = self.data
         if isinstance(data, str) and not self.is_shapes:
             data = os.path.abspath(data)
         elif not isinstance(data, str):
             data = tuple(os.path.abspath(p) for p in data)
-        return dataclasses.replace(self, sequence_length=sequence_length, data=data)
+        return dataclasses.replace(
+            self,
+            sequence_length=sequence_length,
+            data=data,
+            precision=resolve_precision(self.precision),
+        )
 
 
 def build_dual_encoder_from_config(
     config: RetrievalTrainConfig, vocabulary_size: int
 ) -> keras.Model:
-    """The (untrained) dual encoder the settings describe."""
+    """The (untrained) dual encoder the settings describe, computing in its `precision`
+    (mixed: 16 bits, float32 variables and logits)."""
     config = config.resolved()
+    if config.precision == "float32":
+        return _build_dual_encoder(config, vocabulary_size)
+    with dtype_policy(config.precision):
+        return _build_dual_encoder(config, vocabulary_size)
+
+
+def _build_dual_encoder(config: RetrievalTrainConfig, vocabulary_size: int) -> keras.Model:
     encoder_kwargs = None
     if config.encoder in FROM_SCRATCH_ENCODERS:
         encoder_kwargs = {
@@ -246,10 +273,12 @@ def train_retrieval(
     Returns:
         The `RunDirectory`.
     """
-    config = config.resolved()
     strategy = get_strategy(config.strategy)  # multi-worker: before any other TF op
     chief = is_chief(strategy)
     run = RunDirectory(out_dir).check_writable()
+    if run.has_config():
+        config = config.resumed_from(run)  # the precision it started with
+    config = config.resolved()
     if run.has_config():
         config.check_resumable(run)
     start = time.perf_counter()
@@ -285,7 +314,8 @@ def train_retrieval(
         f"data: {len(train)} train / {len(val)} val captions "
         f"({train.image_path.nunique()} / {val.image_path.nunique()} images), vocabulary "
         f"{tokenizer.vocabulary_size} | strategy {strategy_name(strategy)}, "
-        f"{strategy.num_replicas_in_sync} replica(s), global batch {config.batch_size}",
+        f"{strategy.num_replicas_in_sync} replica(s), global batch {config.batch_size} | "
+        f"precision {config.precision}" + (", XLA" if config.jit_compile else ""),
         flush=True,
     )
     # drop_remainder: a last batch of one pair has no negatives.
@@ -328,6 +358,7 @@ def train_retrieval(
             learning_rate=config.learning_rate,
             warmup_steps=config.warmup_steps,
             weight_decay=config.weight_decay,
+            jit_compile=config.jit_compile,
         )
     history = fit_run(
         model,

@@ -23,7 +23,7 @@ def test_auto_is_bfloat16_only_on_cpus_with_amx_units():
     assert precision.pick_precision(frozenset({"avx512_bf16"}), has_gpu=False) == "float32"
     assert precision.resolve_precision("auto") in ("float32", "mixed_bfloat16")
     assert precision.resolve_precision("mixed_float16") == "mixed_float16"
-    with pytest.raises(ValueError, match="Received: 'bfloat16'"):
+    with pytest.raises(ValueError, match="Received: precision='bfloat16'"):
         precision.resolve_precision("bfloat16")
 
 

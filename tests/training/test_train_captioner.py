@@ -161,7 +161,7 @@ def test_the_summary_counts_restored_and_stopped_epochs(tmp_path):
 
 
 def test_new_settings_are_checked():
-    with pytest.raises(ValueError, match="Received: self.precision='float16'"):
+    with pytest.raises(ValueError, match="Received: precision='float16'"):
         CaptionerTrainConfig(precision="float16")
     with pytest.raises(ValueError, match="Received: self.strategy='horovod'"):
         CaptionerTrainConfig(strategy="horovod")

@@ -20,6 +20,22 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 CPU_INFO = "/proc/cpuinfo"
 
 
+def check_precision(precision: str) -> None:
+    """Raise `ValueError` unless `precision` is one of `PRECISIONS`.
+
+    Example:
+
+    >>> check_precision("mixed_bfloat16")
+    >>> try:
+    ...     check_precision("bfloat16")
+    ... except ValueError as error:
+    ...     print(str(error).split(". ")[1])
+    Received: precision='bfloat16'
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {PRECISIONS}. Received: {precision=!r}")
+
+
 def cpu_flags(cpu_info: str | os.PathLike = CPU_INFO) -> frozenset[str]:
     """The CPU feature flags the kernel lists (empty where there is no such file).
 
@@ -70,8 +86,7 @@ def resolve_precision(precision: str) -> str:
     >>> resolve_precision("auto") in ("float32", "mixed_bfloat16")
     True
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {PRECISIONS}. Received: {precision!r}")
+    check_precision(precision)
     return _auto_precision() if precision == "auto" else precision
 
 

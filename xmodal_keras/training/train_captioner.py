@@ -51,7 +51,7 @@ from xmodal_keras.training.distribute import (
     worker_info,
 )
 from xmodal_keras.training.fit_driver import fit_run
-from xmodal_keras.training.precision import PRECISIONS, dtype_policy, resolve_precision
+from xmodal_keras.training.precision import check_precision, dtype_policy, resolve_precision
 from xmodal_keras.training.run_directory import RunDirectory
 from xmodal_keras.training.run_settings import RunSettings
 
@@ -184,10 +184,7 @@ class CaptionerTrainConfig(RunSettings):
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
             )
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"`precision` must be one of {PRECISIONS}. Received: {self.precision=!r}"
-            )
+        check_precision(self.precision)
         for name in ("epochs", "batch_size", "image_size", "hidden_dim", "num_layers"):
             check_positive_int(name, getattr(self, name))
         if self.sequence_length is not None and (

@@ -83,7 +83,7 @@ from xmodal_keras.training.distribute import (
     strategy_name,
 )
 from xmodal_keras.training.fit_driver import fit_run, is_chief
-from xmodal_keras.training.precision import PRECISIONS, dtype_policy, resolve_precision
+from xmodal_keras.training.precision import check_precision, dtype_policy, resolve_precision
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory, load_captioner, run_kind
 from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.schedules import make_adamw_optimizer
@@ -284,10 +284,7 @@ class FusionTrainConfig(RunSettings):
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
             )
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"`precision` must be one of {PRECISIONS}. Received: {self.precision=!r}"
-            )
+        check_precision(self.precision)
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(
                 f"`class_weight` must be one of {CLASS_WEIGHTS}. "

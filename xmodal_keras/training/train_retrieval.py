@@ -52,7 +52,7 @@ from xmodal_keras.training.distribute import (
     strategy_name,
 )
 from xmodal_keras.training.fit_driver import fit_run, is_chief
-from xmodal_keras.training.precision import PRECISIONS, dtype_policy, resolve_precision
+from xmodal_keras.training.precision import check_precision, dtype_policy, resolve_precision
 from xmodal_keras.training.run_directory import MODEL_FILE, RunDirectory
 from xmodal_keras.training.run_settings import RunSettings
 from xmodal_keras.training.train_captioner import (
@@ -154,10 +154,7 @@ class RetrievalTrainConfig(RunSettings):
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
             )
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"`precision` must be one of {PRECISIONS}. Received: {self.precision=!r}"
-            )
+        check_precision(self.precision)
         if self.index_split not in (*SPLITS, "all"):
             raise ValueError(
                 f"`index_split` must be one of {(*SPLITS, 'all')}. "

@@ -43,9 +43,10 @@ CPU cores shared with other jobs (minutes are only indicative):
 Result at equal time (test, greedy; full table in the README): at 4 minutes ours / baseline
 CIDEr is 1.74x (shapes) and 9.9x (digits); at 8 minutes in float32 (4 epochs each) it was
 0.97x (5.640 / 5.813) and 1.05x (4.706 / 4.503): the baseline catches up once its
-batch-norm statistics settle. With `precision="auto"` (mixed_bfloat16 on this AMX CPU: 203
-against 118 pairs/s) ours trains 5 epochs on shapes (in 6.6 of the 8 minutes: a sixth did
-not fit the probe's estimate) and 7 on digits (the budget cut the 8th of its schedule):
+batch-norm statistics settle. With `precision="auto"` (mixed_bfloat16 on this AMX CPU:
+203 pairs/s, the float32 baseline 127 in the same run) ours trains 5 epochs on shapes (in
+6.6 of the 8 minutes: a sixth did not fit the probe's estimate) and 7 on digits (the
+budget cut the 8th of its schedule):
 1.00x (5.759 / 5.779) and 1.12x (5.012 / 4.479). The 1.2x target is not reached.
 
 Tried and not kept, at the 8-minute budget on shapes (4,000 images), val split:

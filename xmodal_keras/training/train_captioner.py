@@ -120,7 +120,7 @@ class CaptionerTrainConfig(RunSettings):
             policy of the model's layers; logits and the loss stay float32, so does the
             saved model's output, and exports compute in float32. `"auto"`
             (`resolve_precision`): mixed_bfloat16 on a CPU with AMX bfloat16 units and no
-            GPU (1.6x the train steps/s of float32 on 2 such cores), else float32; the
+            GPU (~1.3x the train steps/s of float32 on 2 such cores), else float32; the
             run's `config.json` holds what it picked, and a resumed run keeps it.
         jit_compile: XLA-compile the train step (helps on GPU/TPU; slower on CPU here).
         val_metrics_every: BLEU-4/CIDEr on `val_metrics_images` val images every N epochs

@@ -14,11 +14,8 @@ import threading
 import pytest
 from export_checks import assert_readable_by_others
 
-from xmodal_keras.export.atomic_directory import (
-    atomic_directory,
-    atomic_write_text,
-    write_version,
-)
+from xmodal_keras.atomic_files import atomic_write_text
+from xmodal_keras.export.atomic_directory import atomic_directory, write_version
 
 
 @contextlib.contextmanager

@@ -76,6 +76,8 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer import ptbtokenizer
 
+from xmodal_keras.atomic_files import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 TOKENIZERS = ("auto", "ptb", "simple")
@@ -514,20 +516,6 @@ def compute_caption_metrics(
 # ---------------------------------------------------------------------------------------
 
 
-def _atomic_write_text(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _caption_row(index: int, row: Any) -> dict[str, Any]:
     def bad(expected: str) -> ValueError:
         return ValueError(f"rows[{index}] {expected}. Received: {row!r}")
@@ -566,8 +554,7 @@ def write_caption_results(
     `metrics.json` has sorted keys and indent 2; NaN (e.g. METEOR without Java) is written
     as `null` so the file stays strict JSON. `captions.jsonl` has one object per row, in
     order: `{"image_id", "image_path" (if given), "generated", "references"}`. Each file is
-    written to a temporary file in `out_dir` and renamed into place (`os.replace`), so a
-    reader never sees half a file.
+    written atomically (`atomic_write_text`), so a reader never sees half a file.
 
     Args:
         out_dir: directory (created if missing).
@@ -606,8 +593,8 @@ def write_caption_results(
     ]
     out.mkdir(parents=True, exist_ok=True)
     metrics_path, captions_path = out / "metrics.json", out / "captions.jsonl"
-    _atomic_write_text(
+    atomic_write_text(
         metrics_path, json.dumps(clean_metrics, sort_keys=True, indent=2, allow_nan=False) + "\n"
     )
-    _atomic_write_text(captions_path, "".join(line + "\n" for line in lines))
+    atomic_write_text(captions_path, "".join(line + "\n" for line in lines))
     return {"metrics": metrics_path, "captions": captions_path}

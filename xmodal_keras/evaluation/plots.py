@@ -1,8 +1,8 @@
 """PNG pictures for a run directory: attention heat-maps per word and training curves.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no screen, no pyplot
-global state, safe in threads and on servers) and written atomically: a temporary file
-beside the target, then `os.replace`, so a reader never sees half a PNG.
+global state, safe in threads and on servers) and written atomically (`atomic_write`), so
+a reader never sees half a PNG.
 
 Example:
 
@@ -20,13 +20,14 @@ import csv
 import math
 import os
 import pathlib
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
+
+from xmodal_keras.atomic_files import atomic_write
 
 MAX_COLUMNS = 5  # attention panels per row
 PANEL_INCHES = 2.2
@@ -57,22 +58,14 @@ _DISPLAY_NAMES = {
 
 
 def _write_figure(figure: Figure, out_path: str | os.PathLike) -> pathlib.Path:
-    """Saves `figure` as a PNG at `out_path` atomically (temp file + `os.replace`)."""
+    """Saves `figure` as a PNG at `out_path` atomically (`atomic_write`)."""
     path = pathlib.Path(out_path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"`out_path` must end with .png. Received: out_path={str(out_path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            figure.savefig(file, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(
+        path, lambda staging: figure.savefig(staging, format="png", dpi=DPI), suffix=".png"
+    )
 
 
 # ----------------------------------------------------------------------------- attention

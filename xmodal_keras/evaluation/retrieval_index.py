@@ -22,7 +22,6 @@ Example:
 
 import dataclasses
 import os
-import pathlib
 from collections.abc import Sequence
 
 import keras
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from xmodal_keras.atomic_files import atomic_write
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.evaluation.retrieval import DEFAULT_KS, retrieval_recall
 
@@ -102,19 +102,20 @@ class RetrievalIndex:
         return matches
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write one `.npz` file (written beside and renamed into place)."""
-        path = pathlib.Path(path)
-        temp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(
-            temp,
-            image_ids=np.asarray(self.image_ids, dtype=str),
-            image_paths=np.asarray(self.image_paths, dtype=str),
-            image_embeddings=self.image_embeddings,
-            captions=np.asarray(self.captions, dtype=str),
-            caption_image_index=self.caption_image_index,
-            text_embeddings=self.text_embeddings,
+        """Write one `.npz` file (atomically: `atomic_write`)."""
+        atomic_write(
+            path,
+            lambda staging: np.savez(
+                staging,
+                image_ids=np.asarray(self.image_ids, dtype=str),
+                image_paths=np.asarray(self.image_paths, dtype=str),
+                image_embeddings=self.image_embeddings,
+                captions=np.asarray(self.captions, dtype=str),
+                caption_image_index=self.caption_image_index,
+                text_embeddings=self.text_embeddings,
+            ),
+            suffix=".npz",
         )
-        os.replace(temp, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RetrievalIndex":

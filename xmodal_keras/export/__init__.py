@@ -2,7 +2,6 @@
 
 from xmodal_keras.export.atomic_directory import (
     atomic_directory,
-    atomic_write_text,
     next_version,
     write_version,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "ServingError",
     "TFLiteCaptioner",
     "atomic_directory",
-    "atomic_write_text",
     "build_serving_archive",
     "caption_tflite_files",
     "decode_image_batch",

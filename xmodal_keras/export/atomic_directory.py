@@ -1,13 +1,13 @@
 """Write folders and files so that readers see all of them or none (atomic rename).
 
 Every export goes through here: `write_version` for TF Serving's numbered version folders,
-`atomic_directory` for a named folder (`NAME_tflite/`), `atomic_write_text` for a config
-file a server polls. What they share:
+`atomic_directory` for a named folder (`NAME_tflite/`); a single file (a config a server
+polls) goes through `xmodal_keras.atomic_files`. What they share:
 
 - the work happens in a hidden staging sibling (`.NAME.tmp-XXXXXXXX`) on the same file
   system, renamed into place at the end, so a polling server never sees half of it;
-- staging folders are made with `os.mkdir` and files with `os.open(..., 0o666)`, so they
-  get the modes the umask gives (0755 / 0644 under the usual 022), not `mkdtemp`'s 0700:
+- staging folders are made with `os.mkdir`, so they get the mode the umask gives (0755
+  under the usual 022), not `mkdtemp`'s 0700:
   a server running as another user can read what was exported;
 - a writer holds an exclusive `flock` on its staging folder until it is done; the next
   writer in the same parent removes every staging folder whose lock is free (the
@@ -26,8 +26,8 @@ import shutil
 from collections.abc import Callable, Iterator
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.atomic_files import STAGING_MARK
 
-STAGING_MARK = ".tmp-"
 _TAKEN = (errno.EEXIST, errno.ENOTEMPTY)
 
 
@@ -172,34 +172,6 @@ def write_version(
             except FileExistsError:
                 if version is not None:
                     raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
-    """Writes `text` (UTF-8) to `path` through a staging file and one rename; the file
-    gets the umask's mode (0644 under 022). Returns `path`.
-
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> atomic_write_text(pathlib.Path(tempfile.mkdtemp()) / "models.config", "x\\n").read_text()
-    'x\\n'
-    """
-    path = pathlib.Path(path)
-    while True:
-        staging = path.with_name(f".{path.name}{STAGING_MARK}{secrets.token_hex(4)}")
-        try:
-            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(staging, path)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def next_version(model_dir: str | os.PathLike) -> int:

@@ -15,7 +15,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from xmodal_keras.argument_checks import check_positive_int
-from xmodal_keras.export.atomic_directory import atomic_write_text
+from xmodal_keras.atomic_files import atomic_write_text
 
 MODELS_CONFIG_FILE = "models.config"
 BATCHING_FILE = "batching_parameters.txt"

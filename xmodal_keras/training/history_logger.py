@@ -9,11 +9,12 @@ to run again (a row is never doubled), as well as a last row cut short by the ki
 """
 
 import csv
-import os
+import io
 import pathlib
-import tempfile
 
 import keras
+
+from xmodal_keras.atomic_files import atomic_write_text
 
 
 class HistoryLogger(keras.callbacks.CSVLogger):
@@ -64,9 +65,7 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         if len(kept) == len(body) and path.read_bytes().endswith(b"\n"):
             return
         self.csv_file.close()
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(handle, "w", newline="") as file:
-            csv.writer(file, delimiter=self.sep, lineterminator="\n").writerows([header, *kept])
-        os.chmod(temp, path.stat().st_mode)  # mkstemp's 0600 would hide it from others
-        os.replace(temp, path)
+        with io.StringIO(newline="") as text:
+            csv.writer(text, delimiter=self.sep, lineterminator="\n").writerows([header, *kept])
+            atomic_write_text(path, text.getvalue())
         self.csv_file = open(path, "a")  # noqa: SIM115 - closed by on_train_end

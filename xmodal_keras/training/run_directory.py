@@ -13,8 +13,8 @@ RUN/
   logs/            TensorBoard event files: train/ and validation/ (tensorboard --logdir RUN/logs)
 ```
 
-`config.json`, `vocab.txt` and `model.keras` are written to a temporary file in the run
-directory and renamed into place (`os.replace`), so a reader never sees half a file.
+`config.json`, `vocab.txt` and `model.keras` are written atomically (`atomic_write`: a
+staging file in the run directory renamed into place), so a reader never sees half a file.
 
 Example:
 
@@ -33,31 +33,18 @@ import os
 import pathlib
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 
+from xmodal_keras.atomic_files import atomic_write, atomic_write_text
 from xmodal_keras.training.history_logger import HistoryLogger
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocab.txt"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
-
-
-def _atomic_write(path: pathlib.Path, write: Callable[[str], None], suffix: str = "") -> None:
-    """Call `write(temp_path)` for a temporary file beside `path`, then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
 
 
 class RunDirectory:
@@ -191,7 +178,7 @@ class RunDirectory:
         """Write a dataclass or dict as `config.json` (sorted keys, indent 2), atomically."""
         data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
         text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        _atomic_write(self.config_path, lambda temp: pathlib.Path(temp).write_text(text, "utf-8"))
+        atomic_write_text(self.config_path, text)
 
     def read_config(self) -> dict:
         """The `config.json` dict; `FileNotFoundError` naming the run when missing."""
@@ -204,11 +191,11 @@ class RunDirectory:
 
     def save_vocabulary(self, tokenizer) -> None:
         """Write the tokenizer's vocabulary as `vocab.txt`, atomically."""
-        _atomic_write(self.vocabulary_path, tokenizer.save_vocabulary, suffix=".txt")
+        atomic_write(self.vocabulary_path, tokenizer.save_vocabulary, suffix=".txt")
 
     def save_model(self, model: keras.Model) -> None:
         """Save `model` as `model.keras`, atomically."""
-        _atomic_write(self.model_path, model.save, suffix=".keras")
+        atomic_write(self.model_path, model.save, suffix=".keras")
 
     def training_callbacks(
         self,

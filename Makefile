@@ -16,9 +16,11 @@ demo: $(STAMP)
 	$(BIN)/xmodal demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-all: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

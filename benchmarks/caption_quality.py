@@ -98,9 +98,10 @@ import keras_io_captioner as baseline  # noqa: E402
 from xmodal_keras.data.digits import load_digits_scenes  # noqa: E402
 from xmodal_keras.data.shapes import load_shapes  # noqa: E402
 from xmodal_keras.evaluation.caption_metrics import compute_caption_metrics  # noqa: E402
-from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner  # noqa: E402
-from xmodal_keras.training.run_directory import RunDirectory  # noqa: E402
-from xmodal_keras.training.train_captioner import CaptionerTrainConfig, train_captioner  # noqa: E402
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.captioning.evaluate import evaluate_captioner
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import train_captioner
 
 DATASETS = {"shapes": load_shapes, "digits": load_digits_scenes}
 METRICS = ("bleu", "meteor", "cider")

@@ -102,13 +102,9 @@ import pathlib
 import tempfile
 import time
 
-from xmodal_keras.training.train_fusion import (
-    FIT_FILE,
-    FusionTrainConfig,
-    classification_metrics_dir,
-    read_init_from_settings,
-    train_fusion,
-)
+from xmodal_keras.tasks.fusion.evaluate import FIT_FILE, classification_metrics_dir
+from xmodal_keras.tasks.fusion.settings import FusionTrainConfig, read_init_from_settings
+from xmodal_keras.tasks.fusion.train import train_fusion
 
 FUSIONS = ("concat", "weighted_sum", "product", "gated", "cross_attention", "bilinear", "late")
 UNIMODAL = {"image-only": ("image",), "text-only": ("text",)}

@@ -33,9 +33,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import build_captioner_from_config
 from xmodal_keras.training.compile_captioner import compile_captioner
 from xmodal_keras.training.precision import cpu_flags
-from xmodal_keras.training.train_captioner import CaptionerTrainConfig, build_captioner_from_config
 
 VOCABULARY, LENGTH = 44, 21
 

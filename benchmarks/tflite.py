@@ -37,13 +37,12 @@ import numpy as np
 from xmodal_keras.decoding import CaptionGenerator
 from xmodal_keras.evaluation import compute_caption_metrics
 from xmodal_keras.export.tflite_captioner import TFLiteCaptioner
-from xmodal_keras.export.tflite_export import QUANTIZATIONS, export_tflite, load_image_files
-from xmodal_keras.training.run_directory import load_captioner
-from xmodal_keras.training.train_captioner import (
-    CaptionerTrainConfig,
-    read_caption_data,
-    train_captioner,
-)
+from xmodal_keras.export.tflite_export import QUANTIZATIONS, load_image_files
+from xmodal_keras.tasks.captioning.data import read_caption_data
+from xmodal_keras.tasks.captioning.export import export_tflite
+from xmodal_keras.tasks.captioning.predict import load_captioner
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import train_captioner
 
 
 def train_tiny_runs(args: argparse.Namespace, out: pathlib.Path) -> list[pathlib.Path]:

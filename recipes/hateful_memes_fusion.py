@@ -43,7 +43,7 @@ from xmodal_keras.data import CaptionTokenizer, load_shapes
 from xmodal_keras.data.sources import read_pairs
 from xmodal_keras.evaluation.classification import classification_metrics, plot_confusion_matrix
 from xmodal_keras.models.fusion_classifier import build_fusion_classifier, classifier_loss
-from xmodal_keras.training.train_fusion import balanced_class_weight, make_fusion_dataset
+from xmodal_keras.tasks.fusion.data import balanced_class_weight, make_fusion_dataset
 
 
 @dataclasses.dataclass

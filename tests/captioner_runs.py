@@ -5,8 +5,9 @@ import contextlib
 import io
 import pathlib
 
-from xmodal_keras.training.run_directory import RunDirectory
-from xmodal_keras.training.train_captioner import CaptionerTrainConfig, train_captioner
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import train_captioner
 
 # 40 images (tiny_shapes_dir): ~32 in train -> 160 captions -> 2 steps of 80.
 # small_cnn: its three conv layers trace fastest (residual_cnn, the default, has its own
@@ -56,10 +57,8 @@ def untrained_run(data: pathlib.Path, out: pathlib.Path, **overrides) -> RunDire
     """A run directory holding an untrained tiny captioner (no fit: for export tests,
     where only the graph matters, not what the weights learned)."""
     from xmodal_keras.data.text_tokenizer import CaptionTokenizer
-    from xmodal_keras.training.train_captioner import (
-        build_captioner_from_config,
-        read_caption_data,
-    )
+    from xmodal_keras.tasks.captioning.data import read_caption_data
+    from xmodal_keras.tasks.captioning.train import build_captioner_from_config
 
     config = tiny_config(data, sequence_length=12, **overrides)
     tokenizer = CaptionTokenizer.from_captions(

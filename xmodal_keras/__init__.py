@@ -36,20 +36,21 @@ from xmodal_keras.data import (  # noqa: E402
     read_pairs,
 )
 from xmodal_keras.decoding import CaptionGenerator  # noqa: E402
-from xmodal_keras.evaluation import compute_caption_metrics, evaluate_captioner  # noqa: E402
-from xmodal_keras.export import export_saved_model, export_tflite  # noqa: E402
+from xmodal_keras.evaluation import compute_caption_metrics  # noqa: E402
 from xmodal_keras.models import (  # noqa: E402
     build_gru_captioner,
     build_lstm_captioner,
     build_transformer_captioner,
 )
-from xmodal_keras.training import (  # noqa: E402
+from xmodal_keras.tasks.captioning import (  # noqa: E402
     CaptionerTrainConfig,
-    compile_captioner,
-    get_strategy,
+    evaluate_captioner,
+    export_saved_model,
+    export_tflite,
     load_captioner,
     train_captioner,
 )
+from xmodal_keras.training import compile_captioner, get_strategy  # noqa: E402
 
 __all__ = [
     "CaptionGenerator",

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from xmodal_keras.training.train_fusion import FusionTrainConfig
-    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig
+    from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
+    from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
 
 # Quiet TensorFlow's C++ start-up chatter for command-line use; library users keep control.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -192,7 +192,7 @@ def _add_captioner_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def _captioner_config(args: argparse.Namespace):
-    from xmodal_keras.training.train_captioner import CaptionerTrainConfig
+    from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 
     settings = {
         name: getattr(args, name) for name, _, _ in _TRAIN_FLAGS if getattr(args, name) is not None
@@ -203,14 +203,14 @@ def _captioner_config(args: argparse.Namespace):
 
 
 def _cmd_train_captioner(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.train_captioner import train_captioner
+    from xmodal_keras.tasks.captioning.train import train_captioner
 
     train_captioner(_captioner_config(args), args.out)
     return 0
 
 
 def _cmd_tune_captioner(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.tune_captioner import tune_captioner
+    from xmodal_keras.tasks.captioning.tune import tune_captioner
 
     result = tune_captioner(
         _captioner_config(args),
@@ -265,7 +265,7 @@ def _precision_settings(args: argparse.Namespace) -> dict:
 
 def _retrieval_config(args: argparse.Namespace) -> "RetrievalTrainConfig":
     """The `RetrievalTrainConfig` of parsed `xmodal train retrieval` arguments."""
-    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig
+    from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
 
     settings = {
         name: getattr(args, name)
@@ -282,7 +282,7 @@ def _retrieval_config(args: argparse.Namespace) -> "RetrievalTrainConfig":
 
 
 def _cmd_train_retrieval(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.train_retrieval import train_retrieval
+    from xmodal_keras.tasks.retrieval.train import train_retrieval
 
     train_retrieval(_retrieval_config(args), args.out)
     return 0
@@ -375,7 +375,7 @@ def _fusion_modalities(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _fusion_config(args: argparse.Namespace) -> "FusionTrainConfig":
     """The `FusionTrainConfig` of parsed `xmodal train fusion` arguments."""
-    from xmodal_keras.training.train_fusion import FusionTrainConfig
+    from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
 
     names = [name for name, _, _ in _FUSION_FLAGS] + [name for name, _ in _FUSION_LIST_FLAGS]
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
@@ -390,14 +390,14 @@ def _fusion_config(args: argparse.Namespace) -> "FusionTrainConfig":
 
 
 def _cmd_train_fusion(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.train_fusion import train_fusion
+    from xmodal_keras.tasks.fusion.train import train_fusion
 
     train_fusion(_fusion_config(args), args.out)
     return 0
 
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.train_retrieval import format_matches, retrieve
+    from xmodal_keras.tasks.retrieval.retrieve import format_matches, retrieve
 
     matches = retrieve(args.run_dir, query_text=args.query, image_path=args.image, k=args.k)
     print(format_matches(matches))
@@ -405,8 +405,8 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
-    from xmodal_keras.training.run_directory import RunDirectory, run_kind
+    from xmodal_keras.runs.run_directory import RunDirectory, run_kind
+    from xmodal_keras.tasks.captioning.evaluate import evaluate_captioner, format_metrics_table
 
     kind = run_kind(args.run_dir)
     data = None if args.data is None else args.data[0] if len(args.data) == 1 else args.data
@@ -435,7 +435,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_fusion(args: argparse.Namespace, data) -> int:
-    from xmodal_keras.training.train_fusion import evaluate_fusion
+    from xmodal_keras.tasks.fusion.evaluate import evaluate_fusion
 
     if isinstance(data, list):
         raise ValueError(f"A fusion run reads one pair file or folder. Received: --data {data}")
@@ -453,7 +453,7 @@ def _evaluate_fusion(args: argparse.Namespace, data) -> int:
 
 
 def _evaluate_retrieval(args: argparse.Namespace, data) -> int:
-    from xmodal_keras.training.train_retrieval import evaluate_retrieval
+    from xmodal_keras.tasks.retrieval.retrieve import evaluate_retrieval
 
     results = evaluate_retrieval(
         args.run_dir, splits=(args.split,), data=data, data_format=args.format
@@ -471,8 +471,8 @@ def _evaluate_retrieval(args: argparse.Namespace, data) -> int:
 
 
 def _cmd_caption(args: argparse.Namespace) -> int:
-    from xmodal_keras.decoding.caption_images import caption_image_files
     from xmodal_keras.export.tflite_captioner import caption_tflite_files, is_tflite_export
+    from xmodal_keras.tasks.captioning.predict import caption_image_files
 
     if is_tflite_export(args.run_dir):
         if args.beam or args.attention_map:
@@ -501,7 +501,7 @@ def _cmd_caption(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from xmodal_keras.training.run_directory import run_kind
+    from xmodal_keras.runs.run_directory import run_kind
 
     kind = run_kind(args.run_dir)
     if kind == "retrieval":
@@ -517,8 +517,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_captioner(args: argparse.Namespace) -> str:
-    from xmodal_keras.export.saved_model_export import export_saved_model
-    from xmodal_keras.export.tflite_export import export_tflite
+    from xmodal_keras.tasks.captioning.export import export_saved_model, export_tflite
 
     if args.format == "tflite":
         path = export_tflite(args.run_dir, args.out, name=args.name, quantize=args.quantize)
@@ -535,13 +534,13 @@ def _export_captioner(args: argparse.Namespace) -> str:
 
 
 def _export_retrieval(args: argparse.Namespace) -> str:
-    from xmodal_keras.export.dual_encoder_export import export_dual_encoder
+    from xmodal_keras.tasks.retrieval.export import export_saved_model
 
     if args.format == "tflite":
         raise ValueError(
             f"Retrieval runs export as SavedModels only. Received: --format tflite, {args.run_dir}"
         )
-    path = export_dual_encoder(
+    path = export_saved_model(
         args.run_dir,
         base_dir=args.out,
         name=args.name,
@@ -552,25 +551,15 @@ def _export_retrieval(args: argparse.Namespace) -> str:
 
 
 def _export_fusion(args: argparse.Namespace) -> str:
-    from xmodal_keras.export.fusion_export import export_fusion_classifier
-    from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite
-    from xmodal_keras.export.saved_model_export import default_model_name
-    from xmodal_keras.training.train_fusion import load_fusion_run
+    from xmodal_keras.tasks.fusion.export import export_saved_model, export_tflite
 
-    model, tokenizer, _ = load_fusion_run(args.run_dir)
-    name = args.name or default_model_name(args.run_dir)
     if args.format == "tflite":
-        if args.quantize == "int8":
-            raise ValueError("Fusion classifiers export float32, float16 or dynamic TFLite files.")
-        path = export_fusion_classifier_tflite(
-            model, args.out, name=name, quantize=args.quantize, tokenizer=tokenizer
-        )
+        path = export_tflite(args.run_dir, args.out, name=args.name, quantize=args.quantize)
         return f"{path} (model.tflite, vocab.txt, metadata.json; signature classify)"
-    path = export_fusion_classifier(
-        model,
-        tokenizer,
+    path = export_saved_model(
+        args.run_dir,
         base_dir=args.out,
-        name=name,
+        name=args.name,
         version=args.version,
         max_pixels=args.max_pixels,
     )
@@ -637,15 +626,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from xmodal_keras.decoding.caption_images import caption_image_files
-    from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
-    from xmodal_keras.training.train_captioner import (
-        DEMO_CONFIG,
-        DEMO_QUICK_CONFIG,
-        read_caption_data,
-        shapes_root,
-        train_captioner,
-    )
+    from xmodal_keras.tasks.captioning.data import read_caption_data, shapes_root
+    from xmodal_keras.tasks.captioning.evaluate import evaluate_captioner, format_metrics_table
+    from xmodal_keras.tasks.captioning.predict import caption_image_files
+    from xmodal_keras.tasks.captioning.settings import DEMO_CONFIG, DEMO_QUICK_CONFIG
+    from xmodal_keras.tasks.captioning.train import train_captioner
 
     config = DEMO_QUICK_CONFIG if args.quick else DEMO_CONFIG
     start = time.perf_counter()

@@ -30,7 +30,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from xmodal_keras.cli import main as cli_main
 from xmodal_keras.export.client import ServingClient, ServingError, run_predict
-from xmodal_keras.export.saved_model_export import export_saved_model
+from xmodal_keras.tasks.captioning.export import export_saved_model
 
 MODEL = "captioner"
 

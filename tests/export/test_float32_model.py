@@ -8,15 +8,12 @@ from captioner_runs import untrained_run
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.decoding import CaptionGenerator
 from xmodal_keras.export.float32_model import float32_copy
-from xmodal_keras.export.saved_model_export import export_saved_model
 from xmodal_keras.export.tflite_captioner import TFLiteCaptioner
-from xmodal_keras.export.tflite_export import export_tflite
 from xmodal_keras.export.tflite_ops import non_builtin_ops
-from xmodal_keras.training.run_directory import load_captioner
-from xmodal_keras.training.train_captioner import (
-    CaptionerTrainConfig,
-    build_captioner_from_config,
-)
+from xmodal_keras.tasks.captioning.export import export_saved_model, export_tflite
+from xmodal_keras.tasks.captioning.predict import load_captioner
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import build_captioner_from_config
 
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:\s*Warning. tf.lite.Interpreter is deprecated:UserWarning"

@@ -27,6 +27,7 @@ from xmodal_keras.export.tflite_ops import non_builtin_ops
 from xmodal_keras.export.warmup_requests import WARMUP_FILE, read_warmup_requests
 from xmodal_keras.models.dual_encoder import build_dual_encoder
 from xmodal_keras.models.fusion_classifier import build_fusion_classifier
+from xmodal_keras.tasks.retrieval.export import export_saved_model as export_retrieval_run
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 SIZE = 32
@@ -384,8 +385,8 @@ def test_the_tf1_loader_runs_every_signature(exports, fresh_process, tmp_path):
 def test_dual_encoder_export_from_a_retrieval_run(
     dual_encoder, tokenizer, tiny_shapes_dir, tmp_path
 ):
-    from xmodal_keras.training.run_directory import RunDirectory
-    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig
+    from xmodal_keras.runs.run_directory import RunDirectory
+    from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
 
     config = RetrievalTrainConfig(
         data=str(tiny_shapes_dir), image_size=SIZE, sequence_length=tokenizer.sequence_length
@@ -394,11 +395,9 @@ def test_dual_encoder_export_from_a_retrieval_run(
     run.write_config(config.to_dict())
     run.save_vocabulary(tokenizer)
     run.save_model(dual_encoder)
-    path = export_dual_encoder(run.path, base_dir=tmp_path / "saved_models")
+    path = export_retrieval_run(run.path, base_dir=tmp_path / "saved_models")
     assert path == tmp_path / "saved_models" / "my_run" / "1"
     (log,) = read_warmup_requests(path / WARMUP_FILE)[:1]
     warmup_image = log.predict_log.request.inputs["image_bytes"].string_val[0]
     first_image = sorted((tiny_shapes_dir / "Images").glob("*.png"))[0]
     assert warmup_image == first_image.read_bytes()
-    with pytest.raises(ValueError, match="brings its own tokenizer"):
-        export_dual_encoder(run.path, tokenizer, base_dir=tmp_path / "saved_models")

@@ -24,10 +24,11 @@ from tensorflow_serving.config import model_server_config_pb2
 from xmodal_keras.data.image_preprocessing import decode_image
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
-from xmodal_keras.export.saved_model_export import SIGNATURES, export_saved_model
+from xmodal_keras.export.saved_model_export import SIGNATURES
 from xmodal_keras.export.serving_config import write_serving_config
 from xmodal_keras.export.warmup_requests import WARMUP_FILE, read_warmup_requests
-from xmodal_keras.training.run_directory import load_captioner
+from xmodal_keras.tasks.captioning.export import export_saved_model
+from xmodal_keras.tasks.captioning.predict import load_captioner
 
 # The environment's own `saved_model_cli` (installed with tensorflow beside the interpreter).
 SAVED_MODEL_CLI = str(pathlib.Path(sys.executable).parent / "saved_model_cli")
@@ -297,7 +298,7 @@ def test_versions_are_numbered_and_never_overwritten(runs, tmp_path):
 
 KILLED_EXPORT = """
 import sys
-from xmodal_keras.export.saved_model_export import export_saved_model
+from xmodal_keras.tasks.captioning.export import export_saved_model
 export_saved_model(sys.argv[1], base_dir=sys.argv[2], name="captioner")
 """
 

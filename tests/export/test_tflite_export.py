@@ -19,11 +19,11 @@ from xmodal_keras.export.tflite_captioner import (
     caption_tflite_files,
     is_tflite_export,
 )
-from xmodal_keras.export.tflite_export import export_tflite
 from xmodal_keras.export.tflite_ops import count_tensor_types, list_tflite_ops, non_builtin_ops
 from xmodal_keras.models import build_lstm_captioner, build_transformer_captioner
 from xmodal_keras.models.captioner_parts import CAPTION_DECODER_NAME
-from xmodal_keras.training.run_directory import load_captioner
+from xmodal_keras.tasks.captioning.export import export_tflite
+from xmodal_keras.tasks.captioning.predict import load_captioner
 
 pytestmark = pytest.mark.filterwarnings(
     # The converter's int8 calibration and our reference loop construct interpreters.

@@ -14,12 +14,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from captioner_runs import tiny_config  # noqa: E402
 
-from xmodal_keras.training.train_captioner import train_captioner  # noqa: E402
-from xmodal_keras.training.train_fusion import FusionTrainConfig, train_fusion  # noqa: E402
-from xmodal_keras.training.train_retrieval import (  # noqa: E402
-    RetrievalTrainConfig,
-    train_retrieval,
-)
+from xmodal_keras.tasks.captioning.train import train_captioner
+from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
+from xmodal_keras.tasks.fusion.train import train_fusion
+from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
+from xmodal_keras.tasks.retrieval.train import train_retrieval
 
 TOWERS = {
     "image_size": 32,

@@ -10,7 +10,8 @@ import time
 import pandas as pd
 from captioner_runs import TINY_SETTINGS
 
-from xmodal_keras.training.run_directory import RunDirectory, load_captioner
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.captioning.predict import load_captioner
 
 EPOCHS = 4
 

@@ -4,9 +4,10 @@ runs keep what they started with."""
 import pytest
 from captioner_runs import tiny_config
 
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import train_captioner
 from xmodal_keras.training import precision
-from xmodal_keras.training.run_directory import RunDirectory
-from xmodal_keras.training.train_captioner import CaptionerTrainConfig, train_captioner
 
 
 @pytest.fixture
@@ -61,9 +62,10 @@ def test_retrieval_trains_in_bfloat16_and_exports_float32_embeddings(tiny_shapes
     import tensorflow as tf
     from test_train_retrieval import tiny_config as retrieval_config
 
-    from xmodal_keras.export.dual_encoder_export import export_dual_encoder
     from xmodal_keras.export.float32_model import float32_copy
-    from xmodal_keras.training.train_retrieval import load_dual_encoder_run, train_retrieval
+    from xmodal_keras.tasks.retrieval.export import export_saved_model
+    from xmodal_keras.tasks.retrieval.retrieve import load_dual_encoder_run
+    from xmodal_keras.tasks.retrieval.train import train_retrieval
 
     config = retrieval_config(tiny_shapes_dir, precision="mixed_bfloat16", jit_compile=True)
     run = train_retrieval(config, tmp_path / "run", verbose=0)
@@ -72,7 +74,7 @@ def test_retrieval_trains_in_bfloat16_and_exports_float32_embeddings(tiny_shapes
     assert {"block1_conv", "bigru_0"} <= _mixed_layers(model)  # both towers
     assert model.output.dtype == "float32"  # the logits the loss reads
 
-    version = export_dual_encoder(run.path, base_dir=tmp_path / "serving")
+    version = export_saved_model(run.path, base_dir=tmp_path / "serving")
     texts = ["a red circle", "a blue square"]
     served = tf.saved_model.load(str(version)).signatures["embed_text"](text=tf.constant(texts))
     twin = float32_copy(model).get_layer("text_tower")
@@ -87,7 +89,8 @@ def test_fusion_trains_in_bfloat16_and_exports_to_litert(tiny_shapes_dir, tmp_pa
     from xmodal_keras.export.float32_model import float32_copy
     from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite
     from xmodal_keras.export.tflite_ops import non_builtin_ops
-    from xmodal_keras.training.train_fusion import load_fusion_run, train_fusion
+    from xmodal_keras.tasks.fusion.evaluate import load_fusion_run
+    from xmodal_keras.tasks.fusion.train import train_fusion
 
     config = fusion_config(tiny_shapes_dir, precision="mixed_bfloat16", baselines=False)
     run = train_fusion(config, tmp_path / "run", verbose=0)

@@ -2,7 +2,6 @@
 
 from xmodal_keras.decoding.beam_search import beam_search
 from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOptions
-from xmodal_keras.decoding.caption_images import caption_image_files
 from xmodal_keras.decoding.greedy_search import greedy_search
 from xmodal_keras.decoding.sampling import filter_logits, sample_search
 
@@ -10,7 +9,6 @@ __all__ = [
     "CaptionGenerator",
     "DecodingOptions",
     "beam_search",
-    "caption_image_files",
     "filter_logits",
     "greedy_search",
     "sample_search",

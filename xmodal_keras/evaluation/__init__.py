@@ -17,7 +17,6 @@ from xmodal_keras.evaluation.classification import (
     macro_f1,
     plot_confusion_matrix,
 )
-from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
 from xmodal_keras.evaluation.plots import (
     plot_attention_map,
     plot_training_curves,
@@ -52,8 +51,6 @@ __all__ = [
     "caption_is_faithful",
     "close_meteor",
     "compute_caption_metrics",
-    "evaluate_captioner",
-    "format_metrics_table",
     "java_available",
     "plot_attention_map",
     "plot_training_curves",

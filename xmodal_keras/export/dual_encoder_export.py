@@ -40,8 +40,7 @@ from xmodal_keras.export.image_bytes import (
     nonempty_inputs,
 )
 from xmodal_keras.export.saved_model_export import (
-    default_model_name,
-    sample_image_bytes,
+    drawn_jpeg,
     serving_model_dir,
     write_serving_version,
 )
@@ -110,8 +109,8 @@ def build_dual_encoder_archive(
 
 
 def export_dual_encoder(
-    source,
-    tokenizer: CaptionTokenizer | None = None,
+    model: keras.Model,
+    tokenizer: CaptionTokenizer,
     *,
     base_dir: str | os.PathLike = "saved_models",
     name: str | None = None,
@@ -123,46 +122,39 @@ def export_dual_encoder(
     """Export a dual encoder to `base_dir/name/version/` for TF Serving (atomic write).
 
     Args:
-        source: a finished `xmodal train retrieval` run directory (path or
-            `RunDirectory`), or a `build_dual_encoder` model (then pass `tokenizer`).
-        tokenizer: the model's `CaptionTokenizer` (only with a model `source`).
+        model: a `build_dual_encoder` model (a trained run directory is exported by
+            `xmodal_keras.tasks.retrieval.export.export_saved_model`).
+        tokenizer: the model's `CaptionTokenizer`.
         base_dir: the TF Serving model base folder. Defaults to `"saved_models"`.
-        name: model name. Defaults to the run folder's name (the model's name for a model).
+        name: model name. Defaults to the model's name.
         version: version number; must not exist yet. Defaults to the next free number.
         max_pixels: pixel limit checked from each image header. Defaults to 40 megapixels.
-        warmup_image: encoded image of the warm-up requests. Defaults to the run's first
-            image (a drawn JPEG for a model).
+        warmup_image: encoded image of the warm-up requests. Defaults to a drawn JPEG.
         warmup_text: text of the warm-up requests. Defaults to `"a red circle"`.
 
     Returns:
         The written version folder.
 
-    Example (`xmodal export RUN --format saved_model` on a retrieval run):
+    Example:
 
-        export_dual_encoder("runs/clip", base_dir="saved_models", name="clip")
+    >>> import tempfile
+    >>> from xmodal_keras.models.dual_encoder import build_dual_encoder
+    >>> tokenizer = CaptionTokenizer.from_captions(["a red circle"], sequence_length=6)
+    >>> model = build_dual_encoder(vocabulary_size=tokenizer.vocabulary_size,
+    ...     sequence_length=7, image_shape=(16, 16, 3), encoder_kwargs={"hidden_dim": 8},
+    ...     embedding_dim=8, hidden_dim=8, projection_dim=4)
+    >>> export_dual_encoder(model, tokenizer, base_dir=tempfile.mkdtemp(), name="clip").name
+    '1'
     """
-    from xmodal_keras.training.run_directory import RunDirectory
-    from xmodal_keras.training.train_retrieval import load_dual_encoder_run
-
-    config = None
-    if isinstance(source, keras.Model):
-        model, default_name = source, source.name
-    elif isinstance(source, str | os.PathLike | RunDirectory):
-        if tokenizer is not None:
-            raise ValueError(
-                "A run directory brings its own tokenizer. Received: a run and a tokenizer"
-            )
-        model, tokenizer, config = load_dual_encoder_run(source)
-        default_name = default_model_name(source)
-    else:
+    if not isinstance(model, keras.Model):
         raise ValueError(
-            "`source` must be a run directory or a dual encoder keras.Model. "
-            f"Received: {type(source).__name__}"
+            "`model` must be a dual encoder keras.Model (a run directory is exported by "
+            "xmodal_keras.tasks.retrieval.export.export_saved_model). "
+            f"Received: {type(model).__name__}"
         )
-    model_dir = serving_model_dir(base_dir, name or default_name, version)
+    model_dir = serving_model_dir(base_dir, name or model.name, version)
     archive = build_dual_encoder_archive(model, tokenizer, max_pixels=max_pixels)
-    if warmup_image is None:
-        warmup_image = sample_image_bytes(None if config is None else config.resolved())
+    warmup_image = warmup_image or drawn_jpeg()
     image_tower, text_tower = _towers(model)
     info = {
         "kind": "dual_encoder",

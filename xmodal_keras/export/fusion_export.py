@@ -38,7 +38,7 @@ from xmodal_keras.export.image_bytes import (
     nonempty_inputs,
 )
 from xmodal_keras.export.saved_model_export import (
-    sample_image_bytes,
+    drawn_jpeg,
     serving_model_dir,
     write_serving_version,
 )
@@ -242,9 +242,7 @@ def export_fusion_classifier(
     model_dir = serving_model_dir(base_dir, name, version)
     archive = build_classifier_archive(model, tokenizer, max_pixels=max_pixels)
     specs = classifier_input_specs(model)
-    request = warmup_inputs(
-        specs, image_bytes=warmup_image or sample_image_bytes(), text=warmup_text
-    )
+    request = warmup_inputs(specs, image_bytes=warmup_image or drawn_jpeg(), text=warmup_text)
     info = {
         "kind": "fusion_classifier",
         "signatures": list(SIGNATURES),

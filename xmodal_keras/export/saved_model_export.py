@@ -1,4 +1,4 @@
-"""Export a trained captioner as a SavedModel that TF Serving runs end to end.
+"""Export a captioner model as a SavedModel that TF Serving runs end to end.
 
 ```
 saved_models/NAME/N/              TF Serving's layout: one folder per version number
@@ -25,10 +25,11 @@ import json
 import os
 import pathlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
+from PIL import Image, ImageDraw
 from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
 from xmodal_keras.argument_checks import check_positive_int
@@ -112,73 +113,77 @@ def build_serving_archive(
     return archive
 
 
-def sample_image_bytes(config=None) -> bytes:
-    """A real image of a run's data (its `config`) for the warm-up requests; a drawn JPEG
-    when `config` is None or its data is unreadable."""
-    from xmodal_keras.training.train_captioner import read_caption_data
-
-    try:
-        if config is None:
-            raise ValueError("no run config")
-        return pathlib.Path(read_caption_data(config)["image_path"].iloc[0]).read_bytes()
-    except (OSError, ValueError, IndexError):
-        from PIL import Image, ImageDraw
-
-        image = Image.new("RGB", (64, 64), (200, 200, 200))
-        ImageDraw.Draw(image).ellipse((16, 16, 48, 48), fill=(200, 30, 30))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG")
-        return buffer.getvalue()
+def drawn_jpeg() -> bytes:
+    """A small drawn JPEG (a red disc on grey): the warm-up image when none is given."""
+    image = Image.new("RGB", (64, 64), (200, 200, 200))
+    ImageDraw.Draw(image).ellipse((16, 16, 48, 48), fill=(200, 30, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    return buffer.getvalue()
 
 
-def default_model_name(run_dir: str | os.PathLike) -> str:
-    """The run folder's name as a TF Serving model name (letters, digits, `_`, `-`)."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", pathlib.Path(run_dir).resolve().name).strip("_")
+def default_model_name(folder: str | os.PathLike) -> str:
+    """A folder's name as a TF Serving model name (letters, digits, `_`, `-`).
+
+    Example:
+
+    >>> default_model_name("runs/demo run")
+    'demo_run'
+    """
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", pathlib.Path(folder).resolve().name).strip("_")
     return name or "captioner"
 
 
-def export_saved_model(
-    run_dir: str | os.PathLike,
+def export_captioner_saved_model(
+    model: keras.Model,
+    tokenizer: CaptionTokenizer,
     *,
     base_dir: str | os.PathLike = "saved_models",
-    name: str | None = None,
+    name: str,
     version: int | None = None,
     beam_width: int = 3,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     warmup_image: bytes | None = None,
+    extra_info: Mapping[str, object] | None = None,
 ) -> pathlib.Path:
-    """Export a trained captioner run to `base_dir/name/version/` for TF Serving.
+    """Export a captioner to `base_dir/name/version/` for TF Serving.
 
     The version folder is built in a staging folder beside it and renamed into place, so
     a polling server never sees half a version and a crash leaves none; its modes follow
     the umask (a server running as another user can read it). The graph is checked for
-    non-core ops before the rename.
+    non-core ops before the rename. A trained run directory is exported by
+    `xmodal_keras.tasks.captioning.export.export_saved_model`.
 
     Args:
-        run_dir: a finished `xmodal train captioner` run directory.
+        model: a captioner (`build_*_captioner`; a mixed-precision one is exported in
+            float32).
+        tokenizer: its `CaptionTokenizer`.
         base_dir: the TF Serving model base folder. Defaults to `"saved_models"`.
-        name: model name. Defaults to the run folder's name.
+        name: model name (letters, digits, `_`, `-`).
         version: version number; must not exist yet. Defaults to the next free number
             when the export finishes (a concurrent export of the same name gets another).
         beam_width: beam width of the `caption_beam` signature. Defaults to 3.
         max_pixels: pixel limit checked from each image header. Defaults to 40 megapixels.
-        warmup_image: encoded image for the warm-up requests. Defaults to the first image
-            of the run's data.
+        warmup_image: encoded image for the warm-up requests. Defaults to a drawn JPEG.
+        extra_info: more entries for `xmodal_export.json` (a run adds its `decoder`).
 
     Returns:
         The written version folder.
 
-    Example (`xmodal export RUN --format saved_model` runs this):
+    Example:
 
-        export_saved_model("runs/demo", base_dir="saved_models", name="captioner")
+    >>> import tempfile
+    >>> from xmodal_keras.models import build_gru_captioner
+    >>> tokenizer = CaptionTokenizer.from_captions(["a red circle"], sequence_length=4)
+    >>> model = build_gru_captioner(vocabulary_size=tokenizer.vocabulary_size,
+    ...     sequence_length=4, image_shape=(16, 16, 3), encoder_kwargs={"hidden_dim": 8},
+    ...     embedding_dim=8, hidden_dim=8)
+    >>> export_captioner_saved_model(model, tokenizer, base_dir=tempfile.mkdtemp(),
+    ...     name="tiny").name
+    '1'
     """
-    from xmodal_keras.training.run_directory import load_captioner
-
-    model, tokenizer, config = load_captioner(run_dir)
-    model_dir = serving_model_dir(base_dir, name or default_model_name(run_dir), version)
+    model_dir = serving_model_dir(base_dir, name, version)
     archive = build_serving_archive(model, tokenizer, beam_width=beam_width, max_pixels=max_pixels)
-    if warmup_image is None:
-        warmup_image = sample_image_bytes(config)
     info = {
         "signatures": list(SIGNATURES),
         "image_shape": list(model.input["image"].shape[1:]),
@@ -186,9 +191,10 @@ def export_saved_model(
         "beam_width": beam_width,
         "max_pixels": max_pixels,
         "vocabulary_size": tokenizer.vocabulary_size,
-        "decoder": config.decoder,
+        **(extra_info or {}),
     }
-    warmup = [warmup_request(model_dir.name, s, warmup_image) for s in SIGNATURES]
+    image = warmup_image or drawn_jpeg()
+    warmup = [warmup_request(model_dir.name, s, image) for s in SIGNATURES]
     return write_serving_version(archive, model_dir, version=version, warmup_logs=warmup, info=info)
 
 

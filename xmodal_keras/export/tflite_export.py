@@ -1,4 +1,4 @@
-"""Export a trained captioner to LiteRT (TFLite) for phones: builtin ops only.
+"""Export a captioner model to LiteRT (TFLite) for phones: builtin ops only.
 
 Writes `OUT_DIR/NAME_tflite/` atomically:
 
@@ -43,6 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.text_tokenizer import SPECIAL_TOKENS, CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.decoding.greedy_search import greedy_search
@@ -61,7 +62,6 @@ CAPTION_SIGNATURE = "caption"
 ENCODE_SIGNATURE = "encode"
 DECODE_STEP_SIGNATURE = "decode_step"
 STATE_PREFIX = "state_"
-DEFAULT_REPRESENTATIVE_IMAGES = 64
 
 # The converter calibrates int8 models with the deprecated `tf.lite.Interpreter`, which
 # warns on every construction; nothing a user can act on.
@@ -327,56 +327,31 @@ def build_metadata(
     }
 
 
-def _load_source(source, tokenizer, max_length):
-    """(generator, default name, run path or None, run config or None) of `source`."""
-    from xmodal_keras.training.run_directory import RunDirectory, load_captioner
-
+def _generator_of(source, tokenizer, max_length) -> CaptionGenerator:
+    """A float32 `CaptionGenerator` of `source` (a captioner model or a generator)."""
     if isinstance(source, CaptionGenerator):
         model = float32_copy(source.model)
-        if model is not source.model:
-            source = CaptionGenerator(model, source.tokenizer, max_length=source.max_length)
-        return source, source.model.name, None, None
+        if model is source.model:
+            return source
+        return CaptionGenerator(model, source.tokenizer, max_length=source.max_length)
     if isinstance(source, keras.Model):
         if tokenizer is None:
             raise ValueError("Exporting a keras.Model needs its `tokenizer`. Received: None")
-        generator = CaptionGenerator(float32_copy(source), tokenizer, max_length=max_length)
-        return generator, source.name, None, None
-    if isinstance(source, str | os.PathLike | RunDirectory):
-        run = source if isinstance(source, RunDirectory) else RunDirectory(source)
-        model, run_tokenizer, config = load_captioner(run)
-        generator = CaptionGenerator(float32_copy(model), run_tokenizer, max_length=max_length)
-        return generator, run.path.name, str(run.path), config
+        return CaptionGenerator(float32_copy(source), tokenizer, max_length=max_length)
     raise ValueError(
-        "`source` must be a run directory, a keras.Model or a CaptionGenerator. "
+        "`source` must be a keras.Model or a CaptionGenerator (a run directory is exported "
+        "by xmodal_keras.tasks.captioning.export.export_tflite). "
         f"Received: {type(source).__name__}"
     )
 
 
-def training_images(config, image_shape, *, count: int, seed: int = 0) -> np.ndarray:
-    """`count` train-split images of a run (uint8 `[count, H, W, 3]`, read as training
-    reads them), drawn at random with `seed`: the int8 calibration set."""
-    from xmodal_keras.data.image_preprocessing import load_image
-    from xmodal_keras.training.train_captioner import read_caption_data
-
-    frame = read_caption_data(config.resolved())
-    paths = sorted(set(frame.loc[frame["split"] == "train", "image_path"]))
-    if not paths:
-        raise ValueError("The run's data has no train images to calibrate int8 with.")
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
-    size = tuple(image_shape[:2])
-    return np.stack([load_image(paths[i], size).numpy() for i in sorted(chosen)])
-
-
 def load_image_files(paths: Sequence[str | os.PathLike], image_shape) -> np.ndarray:
     """Image files -> uint8 `[N, H, W, 3]` with the training decode (RGB, bilinear resize)."""
-    from xmodal_keras.data.image_preprocessing import load_image
-
     size = tuple(image_shape[:2])
     return np.stack([load_image(os.fspath(path), size).numpy() for path in paths])
 
 
-def export_tflite(
+def export_captioner_tflite(
     source,
     out_dir: str | os.PathLike = "saved_models",
     *,
@@ -385,23 +360,22 @@ def export_tflite(
     tokenizer: CaptionTokenizer | None = None,
     max_length: int | None = None,
     representative_images: np.ndarray | Sequence[str | os.PathLike] | None = None,
-    num_representative_images: int = DEFAULT_REPRESENTATIVE_IMAGES,
+    source_path: str | None = None,
 ) -> pathlib.Path:
     """Export a captioner as `OUT_DIR/NAME_tflite/` (`model.tflite`, `vocab.txt`,
     `metadata.json`), written to a temporary folder and renamed into place.
 
     Args:
-        source: a run directory (path or `RunDirectory`), a captioner `keras.Model` (with
-            `tokenizer`) or a `CaptionGenerator`.
+        source: a captioner `keras.Model` (with `tokenizer`) or a `CaptionGenerator`. A
+            run directory is exported by `xmodal_keras.tasks.captioning.export`.
         out_dir: parent folder. Defaults to `"saved_models"`.
-        name: folder name before `_tflite`. Defaults to the run folder's name (the model's
-            name for a model).
+        name: folder name before `_tflite`. Defaults to the model's name.
         quantize: `"none"`, `"float16"`, `"dynamic"` or `"int8"`. Defaults to `"none"`.
         tokenizer: the model's `CaptionTokenizer` (only with a `keras.Model` source).
         max_length: most tokens per caption. Defaults to the model's `sequence_length`.
         representative_images: int8 calibration images (uint8 `[N, H, W, 3]` or image
-            paths). Defaults to `num_representative_images` train images of the run.
-        num_representative_images: how many train images calibrate int8. Defaults to 64.
+            paths); required with `quantize="int8"`.
+        source_path: where the model came from (a run directory), for `metadata.json`.
 
     Returns:
         The written folder.
@@ -417,7 +391,7 @@ def export_tflite(
     >>> model = build_gru_captioner(vocabulary_size=tokenizer.vocabulary_size,
     ...     sequence_length=4, image_shape=(16, 16, 3), encoder_kwargs={"hidden_dim": 8},
     ...     embedding_dim=8, hidden_dim=8)
-    >>> path = export_tflite(model, tempfile.mkdtemp(), name="tiny", tokenizer=tokenizer)
+    >>> path = export_captioner_tflite(model, tempfile.mkdtemp(), name="tiny", tokenizer=tokenizer)
     >>> path.name, sorted(p.name for p in path.iterdir())
     ('tiny_tflite', ['metadata.json', 'model.tflite', 'vocab.txt'])
     """
@@ -425,20 +399,18 @@ def export_tflite(
         raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}. Received: {quantize=!r}")
     if name is not None and (not name or os.sep in name or name in (".", "..")):
         raise ValueError(f"`name` must be a plain folder name. Received: name={name!r}")
-    generator, default_name, source_path, config = _load_source(source, tokenizer, max_length)
-    final_dir = pathlib.Path(out_dir) / f"{name or default_name}{TFLITE_DIR_SUFFIX}"
+    generator = _generator_of(source, tokenizer, max_length)
+    final_dir = pathlib.Path(out_dir) / f"{name or generator.model.name}{TFLITE_DIR_SUFFIX}"
     if final_dir.exists():
         raise FileExistsError(f"Refusing to overwrite an existing folder: {final_dir}")
     images = None
     if quantize == "int8":
         if representative_images is None:
-            if config is None:
-                raise ValueError(
-                    "`quantize='int8'` of a model (not a run directory) needs "
-                    "`representative_images`. Received: None"
-                )
-            images = training_images(config, generator.image_shape, count=num_representative_images)
-        elif isinstance(representative_images, np.ndarray | tf.Tensor):
+            raise ValueError(
+                "`quantize='int8'` of a model (not a run directory) needs "
+                "`representative_images`. Received: None"
+            )
+        if isinstance(representative_images, np.ndarray | tf.Tensor):
             images = np.asarray(representative_images)
         else:
             images = load_image_files(list(representative_images), generator.image_shape)

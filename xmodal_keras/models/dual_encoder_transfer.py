@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import keras
 
 from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME
+from xmodal_keras.models.fusion_classifier import build_fusion_classifier
 
 _TOWERS = {"image": IMAGE_TOWER_NAME, "text": TEXT_TOWER_NAME}
 
@@ -122,8 +123,6 @@ def build_fusion_classifier_from_dual_encoder(
             Defaults to both.
         **kwargs: more `build_fusion_classifier` arguments (`hidden_dim`, `dropout`, ...).
     """
-    from xmodal_keras.models.fusion_classifier import build_fusion_classifier
-
     if isinstance(modalities, str):
         modalities = (modalities,)
     modalities = tuple(modalities)

@@ -38,8 +38,8 @@ import keras
 import tensorflow as tf
 
 from xmodal_keras.evaluation.plots import plot_training_curves
+from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.training.distribute import fit_under, worker_info
-from xmodal_keras.training.run_directory import RunDirectory
 
 
 def fit_run(

@@ -22,7 +22,10 @@ from xmodal_keras.evaluation.caption_metrics import (
     compute_caption_metrics,
     write_caption_results,
 )
-from xmodal_keras.training.run_directory import RunDirectory, load_captioner
+from xmodal_keras.evaluation.scene_faithfulness import scene_faithfulness
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.captioning.data import data_name, read_caption_data, shapes_root
+from xmodal_keras.tasks.captioning.predict import load_captioner
 
 SPLITS = ("train", "val", "test")
 
@@ -74,8 +77,6 @@ def evaluate_captioner(
     Raises:
         ValueError: bad arguments, or the split has no images.
     """
-    from xmodal_keras.training.train_captioner import data_name, read_caption_data, shapes_root
-
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
     if max_images is not None and (not isinstance(max_images, int) or max_images < 1):
@@ -107,8 +108,6 @@ def evaluate_captioner(
     scores = compute_caption_metrics(references, candidates, metrics=tuple(metrics))
     root = shapes_root(config)
     if root is not None:
-        from xmodal_keras.evaluation.scene_faithfulness import scene_faithfulness
-
         scores["scene_faithfulness"] = scene_faithfulness(read_scenes(root), candidates)
     scores["num_images"] = len(image_ids)
     scores["seconds"] = round(time.perf_counter() - start, 1)

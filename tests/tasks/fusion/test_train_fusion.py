@@ -8,20 +8,18 @@ import pandas as pd
 import pytest
 from captioner_runs import untrained_run
 
-from xmodal_keras.training.run_directory import RunDirectory
-from xmodal_keras.training.train_fusion import (
-    BASELINES_DIR,
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.fusion.data import balanced_class_weight, make_fusion_dataset
+from xmodal_keras.tasks.fusion.evaluate import (
     COMPARISON_FILE,
     FIT_FILE,
-    FusionTrainConfig,
-    balanced_class_weight,
     classification_metrics_dir,
     evaluate_fusion,
     is_fusion_run,
     load_fusion_run,
-    make_fusion_dataset,
-    train_fusion,
 )
+from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
+from xmodal_keras.tasks.fusion.train import BASELINES_DIR, train_fusion
 
 METRIC_KEYS = {"accuracy", "macro_f1", "auroc", "confusion_matrix", "num_examples", "num_classes"}
 
@@ -135,7 +133,8 @@ def test_config_validation_and_class_weight():
 
 @pytest.fixture(scope="module")
 def tiny_retrieval_run(tiny_shapes_dir, tmp_path_factory):
-    from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, train_retrieval
+    from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
+    from xmodal_keras.tasks.retrieval.train import train_retrieval
 
     config = RetrievalTrainConfig(
         data=str(tiny_shapes_dir),
@@ -156,8 +155,8 @@ def tiny_retrieval_run(tiny_shapes_dir, tmp_path_factory):
 def test_init_from_starts_the_towers_from_the_dual_encoder(
     tiny_shapes_dir, tiny_retrieval_run, tmp_path
 ):
-    from xmodal_keras.training.train_fusion import build_fusion_model_from_config
-    from xmodal_keras.training.train_retrieval import load_dual_encoder_run
+    from xmodal_keras.tasks.fusion.train import build_fusion_model_from_config
+    from xmodal_keras.tasks.retrieval.retrieve import load_dual_encoder_run
 
     dual_encoder, tokenizer, source = load_dual_encoder_run(tiny_retrieval_run)
     config = tiny_config(
@@ -202,8 +201,8 @@ def test_init_from_rejects_a_run_it_cannot_start_from(tiny_run, tiny_shapes_dir,
 
 
 def test_init_from_a_transformer_captioner_run(tiny_shapes_dir, tmp_path):
-    from xmodal_keras.training.run_directory import load_captioner
-    from xmodal_keras.training.train_fusion import build_fusion_model_from_config
+    from xmodal_keras.tasks.captioning.predict import load_captioner
+    from xmodal_keras.tasks.fusion.train import build_fusion_model_from_config
 
     source = untrained_run(tiny_shapes_dir, tmp_path / "captioner", decoder="transformer")
     captioner, _, source_config = load_captioner(source)
@@ -227,7 +226,7 @@ def test_init_from_a_transformer_captioner_run(tiny_shapes_dir, tmp_path):
 
 
 def test_a_source_trained_on_other_shapes_data_is_warned_about(tiny_shapes_dir, tmp_path, capsys):
-    from xmodal_keras.training.train_fusion import _warn_about_other_shapes_data
+    from xmodal_keras.tasks.fusion.train import _warn_about_other_shapes_data
 
     source = untrained_run(tiny_shapes_dir, tmp_path / "captioner", decoder="transformer")
     source.write_config({**source.read_config(), "data": "shapes", "shapes_num_images": 300})

@@ -9,15 +9,12 @@ import keras
 
 from xmodal_keras.data.datasets import make_caption_dataset
 from xmodal_keras.losses.masked_caption_loss import MaskedCaptionLoss
+from xmodal_keras.tasks.captioning.data import read_caption_data, tokenizer_from_captions
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import build_captioner_from_config
 from xmodal_keras.training.learning_rate_range_test import (
     LearningRateRangeResult,
     learning_rate_range_test,
-)
-from xmodal_keras.training.train_captioner import (
-    CaptionerTrainConfig,
-    build_captioner_from_config,
-    read_caption_data,
-    tokenizer_from_captions,
 )
 
 

@@ -9,9 +9,9 @@ from captioner_runs import shared_tiny_run, untrained_run
 from PIL import Image
 
 from xmodal_keras.data import read_captions, read_scenes
-from xmodal_keras.decoding.caption_images import attention_map_paths, caption_image_files
-from xmodal_keras.evaluation.evaluate_captioner import evaluate_captioner, format_metrics_table
 from xmodal_keras.evaluation.scene_faithfulness import scene_faithfulness
+from xmodal_keras.tasks.captioning.evaluate import evaluate_captioner, format_metrics_table
+from xmodal_keras.tasks.captioning.predict import attention_map_paths, caption_image_files
 
 FAST_METRICS = ("bleu", "rouge_l", "cider")  # no METEOR: its JVM start is paid in the CLI test
 

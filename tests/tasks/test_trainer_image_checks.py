@@ -6,9 +6,12 @@ from captioner_runs import TINY_SETTINGS
 from tiny_images import TINY_PNG, write_png
 
 from xmodal_keras.data.validation import DataValidationError
-from xmodal_keras.training.train_captioner import CaptionerTrainConfig, train_captioner
-from xmodal_keras.training.train_fusion import FusionTrainConfig, train_fusion
-from xmodal_keras.training.train_retrieval import RetrievalTrainConfig, train_retrieval
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import train_captioner
+from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
+from xmodal_keras.tasks.fusion.train import train_fusion
+from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
+from xmodal_keras.tasks.retrieval.train import train_retrieval
 
 TINY = {"image_size": 32, "encoder_hidden_dim": 8, "embedding_dim": 8, "hidden_dim": 8}
 TINY_TOWERS = {**TINY, "projection_dim": 8, "epochs": 1, "batch_size": 2, "strategy": "default"}

@@ -11,14 +11,10 @@ from captioner_runs import SHARED_RUN_SETTINGS, shared_tiny_run, tiny_config
 from helpers import KillAtEpochEnd, Killed
 
 from xmodal_keras.data import read_captions
-from xmodal_keras.training.run_directory import RunDirectory, load_captioner
-from xmodal_keras.training.train_captioner import (
-    DECODERS,
-    DEMO_CONFIG,
-    CaptionerTrainConfig,
-    build_captioner_from_config,
-    train_captioner,
-)
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.captioning.predict import load_captioner
+from xmodal_keras.tasks.captioning.settings import DECODERS, DEMO_CONFIG, CaptionerTrainConfig
+from xmodal_keras.tasks.captioning.train import build_captioner_from_config, train_captioner
 
 
 def test_train_writes_the_run_directory(tiny_shapes_dir, tmp_path_factory):
@@ -148,7 +144,7 @@ def test_mixed_bfloat16_from_tfrecords_saves_a_float32_model(tiny_shapes_dir, tm
 
 
 def test_the_summary_counts_restored_and_stopped_epochs(tmp_path):
-    from xmodal_keras.training.train_captioner import format_summary
+    from xmodal_keras.tasks.captioning.train import format_summary
 
     run = RunDirectory(tmp_path).create()
     assert format_summary(run, [0, 1, 2], 3, 5.0).startswith("trained 3 epochs in 5 s")

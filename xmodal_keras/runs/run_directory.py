@@ -39,7 +39,7 @@ from typing import Any
 import keras
 
 from xmodal_keras.atomic_files import atomic_write, atomic_write_text
-from xmodal_keras.training.history_logger import HistoryLogger
+from xmodal_keras.runs.history_logger import HistoryLogger
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocab.txt"
@@ -251,30 +251,3 @@ def run_kind(run_dir: str | os.PathLike) -> str:
         f"{os.fspath(run_dir)}: config.json is not a captioner, retrieval or fusion run. "
         f"Received keys: {sorted(config)}"
     )
-
-
-def load_captioner(run_dir: str | os.PathLike | RunDirectory):
-    """Load a trained captioner run: `(model, tokenizer, config)`.
-
-    `model` comes from `model.keras` (`keras.saving.load_model(..., safe_mode=True)`),
-    `tokenizer` from `vocab.txt` and the config's `sequence_length`, `config` is the
-    `CaptionerTrainConfig` of `config.json`.
-
-    Raises:
-        FileNotFoundError: if the run has no `config.json` or no `model.keras` (not trained
-            to the end yet).
-    """
-    from xmodal_keras.data.text_tokenizer import CaptionTokenizer
-    from xmodal_keras.training.train_captioner import CaptionerTrainConfig
-
-    run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
-    config = CaptionerTrainConfig.from_dict(run.read_config())
-    if not run.model_path.is_file():
-        raise FileNotFoundError(
-            f"No trained model in {run.path}: {MODEL_FILE} is missing (training did not finish; "
-            "run the same `xmodal train captioner` command again to resume)"
-        )
-    model = keras.saving.load_model(run.model_path, safe_mode=True)
-    sequence_length = model.input["caption_in"].shape[1]
-    tokenizer = CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, sequence_length)
-    return model, tokenizer, config

@@ -57,7 +57,7 @@ class RunSettings:
         Example:
 
         >>> import tempfile
-        >>> from xmodal_keras.training.run_directory import RunDirectory
+        >>> from xmodal_keras.runs.run_directory import RunDirectory
         >>> @dataclasses.dataclass(frozen=True)
         ... class Settings(RunSettings):
         ...     picked_fields = frozenset({"precision"})
@@ -86,7 +86,7 @@ class RunSettings:
         Example:
 
         >>> import tempfile
-        >>> from xmodal_keras.training.run_directory import RunDirectory
+        >>> from xmodal_keras.runs.run_directory import RunDirectory
         >>> @dataclasses.dataclass(frozen=True)
         ... class Settings(RunSettings):
         ...     epochs: int = 1

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from helpers import KillAtEpochEnd, Killed
 
-from xmodal_keras.training.history_logger import HistoryLogger
-from xmodal_keras.training.run_directory import RunDirectory
+from xmodal_keras.runs.history_logger import HistoryLogger
+from xmodal_keras.runs.run_directory import RunDirectory
 
 EPOCHS = 3
 

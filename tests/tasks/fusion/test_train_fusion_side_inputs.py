@@ -20,17 +20,15 @@ from pair_csvs import COLORS, RATE, SAMPLES, SIZE, expected_waveform, make_pair_
 from xmodal_keras.data.validation import DataValidationError
 from xmodal_keras.encoders.tabular_encoder import tabular_features
 from xmodal_keras.export.fusion_export import export_fusion_classifier
-from xmodal_keras.training.run_directory import RunDirectory
-from xmodal_keras.training.train_fusion import (
-    FusionTrainConfig,
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.fusion.data import labelled, make_fusion_dataset, read_pair_data
+from xmodal_keras.tasks.fusion.evaluate import (
     classification_metrics_dir,
     evaluate_fusion,
-    labelled,
     load_fusion_run,
-    make_fusion_dataset,
-    read_pair_data,
-    train_fusion,
 )
+from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
+from xmodal_keras.tasks.fusion.train import train_fusion
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 

@@ -10,17 +10,16 @@ import pytest
 
 from xmodal_keras.cli import main
 from xmodal_keras.evaluation.retrieval_index import RetrievalIndex
-from xmodal_keras.training.run_directory import RunDirectory
-from xmodal_keras.training.train_retrieval import (
-    INDEX_FILE,
-    RetrievalTrainConfig,
+from xmodal_keras.runs.run_directory import RunDirectory
+from xmodal_keras.tasks.retrieval.retrieve import (
     evaluate_retrieval,
     format_matches,
     load_dual_encoder_run,
     retrieval_metrics_path,
     retrieve,
-    train_retrieval,
 )
+from xmodal_keras.tasks.retrieval.settings import INDEX_FILE, RetrievalTrainConfig
+from xmodal_keras.tasks.retrieval.train import train_retrieval
 
 
 def tiny_config(data, **overrides) -> RetrievalTrainConfig:

@@ -1,0 +1,245 @@
+"""`CaptionerTrainConfig`: the settings of a captioner run (its `config.json`), and the demo's.
+
+`DEMO_CONFIG` is the setting `xmodal demo` trains with (the one place to tune the demo).
+
+Example:
+
+>>> CaptionerTrainConfig(data="shapes", decoder="lstm").resolved().sequence_length
+22
+"""
+
+import dataclasses
+import os
+from collections.abc import Iterable
+
+from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.text_tokenizer import caption_sequence_length
+from xmodal_keras.runs.run_settings import RunSettings
+from xmodal_keras.training.distribute import (
+    STRATEGY_NAMES,
+)
+from xmodal_keras.training.precision import check_precision, resolve_precision
+
+DECODERS = ("gru", "lstm", "transformer")
+
+
+SHAPES = "shapes"
+
+
+SHAPES_SEQUENCE_LENGTH = 22
+
+
+DEFAULT_SEQUENCE_LENGTH = 20
+
+
+# Settings that may change when a run is resumed or extended; every other one must match.
+RESUMABLE_FIELDS = frozenset(
+    {
+        "epochs",
+        "val_metrics_every",
+        "val_metrics_images",
+        "strategy",
+        "jit_compile",
+        "allow_outside_root",
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionerTrainConfig(RunSettings):
+    """Run settings of a captioner training (written to the run directory as `config.json`).
+
+    Attributes:
+        data: `"shapes"` (the built-in dataset, see `shapes_*`) or a caption dataset path
+            (Flickr8k folder, Karpathy/COCO JSON, CSV, a TFRecord folder from
+            `xmodal data to-tfrecord`), or a list of paths whose rows are concatenated
+            (e.g. COCO `captions_train2017.json` + `captions_val2017.json`).
+        format: reader for `data` paths (`"auto"`, `"flickr8k"`, `"karpathy"`, `"coco"`,
+            `"csv"`).
+        decoder: `"gru"` (Show, Attend and Tell), `"lstm"` (Show and Tell) or
+            `"transformer"`.
+        encoder: image encoder name: `"residual_cnn"` (the from-scratch default, chosen on
+            the val splits of shapes and digits: `benchmarks/caption_quality.py`),
+            `"small_cnn"` or a `keras.applications` backbone.
+        weights: encoder weights: `None`, `"imagenet"` or a weights file.
+        trainable_blocks: encoder blocks fine-tuned (None: all without weights, none with).
+        encoder_hidden_dim: last-stage channels of a from-scratch encoder (None: 128 for
+            `"residual_cnn"`, 64 for `"small_cnn"`; ignored otherwise).
+        encoder_num_layers: stride-2 stages of a from-scratch encoder (the grid is the image
+            side / 2**stages); None keeps its default of 3 (ignored otherwise).
+        image_size: side of the square images the model reads.
+        sequence_length: decoder length T (caption tokens + 1); None picks 22 for the
+            built-in shapes, else the length that holds 99 % of the train captions whole
+            (`caption_sequence_length`: 16 for digits, 21 for a shapes folder, about 25
+            for Flickr8k), written to the run's `config.json`.
+        min_count, max_vocabulary_size: vocabulary of the train split (`build_vocabulary`).
+        embedding_dim: GRU and LSTM decoders. attention_dim, attention_regularization:
+            GRU decoder only. hidden_dim, dropout: every decoder. intermediate_dim,
+            num_layers, num_heads: Transformer decoder only.
+        epochs, batch_size (per replica: the global batch is batch_size x replicas; the
+            same on one device), learning_rate (peak of warm-up + cosine), warmup_steps
+            (None: 5% of the steps), label_smoothing, weight_decay. The encoder, learning
+            rate 2e-3 and label smoothing 0.1 were chosen on the val splits of shapes and
+            digits (`benchmarks/caption_quality.py --select`); `xmodal tune captioner`
+            measures the learning rate on your data.
+        scale_learning_rate: multiply `learning_rate` by the number of replicas (the
+            linear scaling rule for a global batch that grows with them).
+        seed: weights, shuffling and dropout.
+        strategy: `get_strategy` name: `"auto"` (a TF_CONFIG cluster: multi-worker;
+            several GPUs: mirrored; a TPU: tpu; else default), `"default"`, `"mirrored"`,
+            `"multi_worker"` or `"tpu"`.
+        precision: `"auto"`, `"float32"`, `"mixed_float16"` (GPU; loss scaling is
+            automatic) or `"mixed_bfloat16"` (TPU, recent GPUs, CPUs): the Keras dtype
+            policy of the model's layers; logits and the loss stay float32, so does the
+            saved model's output, and exports compute in float32. `"auto"`
+            (`resolve_precision`): mixed_bfloat16 on a CPU with AMX bfloat16 units and no
+            GPU (~1.3x the train steps/s of float32 on 2 such cores), else float32; the
+            run's `config.json` holds what it picked, and a resumed run keeps it.
+        jit_compile: XLA-compile the train step (helps on GPU/TPU; slower on CPU here).
+        val_metrics_every: BLEU-4/CIDEr on `val_metrics_images` val images every N epochs
+            (0: off).
+        shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
+        allow_outside_root: accept image paths that leave the data folder (see
+            `read_captions`).
+    """
+
+    settings_kind = "captioner"
+    resumable_fields = RESUMABLE_FIELDS
+    picked_fields = frozenset({"sequence_length", "precision"})
+    legacy_values = {"precision": "float32"}  # before the setting, every run was float32
+
+    data: str | tuple[str, ...] = SHAPES
+    format: str = "auto"
+    decoder: str = "transformer"
+    encoder: str = "residual_cnn"
+    weights: str | None = None
+    trainable_blocks: int | None = None
+    encoder_hidden_dim: int | None = None
+    encoder_num_layers: int | None = None
+    image_size: int = 64
+    sequence_length: int | None = None
+    min_count: int = 1
+    max_vocabulary_size: int | None = None
+    embedding_dim: int = 256
+    hidden_dim: int = 256
+    intermediate_dim: int | None = None
+    num_layers: int = 2
+    num_heads: int = 4
+    attention_dim: int | None = None
+    attention_regularization: float = 0.0
+    dropout: float = 0.1
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    warmup_steps: int | None = None
+    label_smoothing: float = 0.1
+    weight_decay: float = 1e-4
+    scale_learning_rate: bool = False
+    seed: int = 0
+    strategy: str = "auto"
+    precision: str = "auto"
+    jit_compile: bool = False
+    val_metrics_every: int = 1
+    val_metrics_images: int = 100
+    shapes_num_images: int = 5000
+    shapes_image_size: int = 64
+    shapes_seed: int = 0
+    allow_outside_root: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.data, str):
+            object.__setattr__(self, "data", tuple(os.fspath(p) for p in self.data))
+            if not self.data:
+                raise ValueError("`data` must name at least one dataset. Received: data=()")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"`decoder` must be one of {DECODERS}. Received: {self.decoder=!r}")
+        if self.strategy not in STRATEGY_NAMES:
+            raise ValueError(
+                f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
+            )
+        check_precision(self.precision)
+        for name in ("epochs", "batch_size", "image_size", "hidden_dim", "num_layers"):
+            check_positive_int(name, getattr(self, name))
+        if self.sequence_length is not None and (
+            not isinstance(self.sequence_length, int) or self.sequence_length < 2
+        ):
+            raise ValueError(
+                "`sequence_length` must be an int >= 2 or None. "
+                f"Received: sequence_length={self.sequence_length!r}"
+            )
+        if not isinstance(self.val_metrics_every, int) or self.val_metrics_every < 0:
+            raise ValueError(
+                f"`val_metrics_every` must be an int >= 0. Received: {self.val_metrics_every=!r}"
+            )
+        if not 0 < self.learning_rate:
+            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
+
+    @property
+    def is_shapes(self) -> bool:
+        return self.data == SHAPES
+
+    def resolved(self, train_captions: Iterable[str] | None = None) -> "CaptionerTrainConfig":
+        """A copy with `sequence_length` and `precision` filled in and data paths made
+        absolute.
+
+        A None `sequence_length` becomes 22 for the built-in shapes, else the length that
+        holds 99 % of `train_captions` whole (`caption_sequence_length`), else 20.
+        `"auto"` precision becomes this machine's (`resolve_precision`).
+        """
+        sequence_length = self.sequence_length
+        if sequence_length is None and self.is_shapes:
+            sequence_length = SHAPES_SEQUENCE_LENGTH
+        elif sequence_length is None and train_captions is not None:
+            sequence_length = caption_sequence_length(train_captions)
+        elif sequence_length is None:
+            sequence_length = DEFAULT_SEQUENCE_LENGTH
+        data = self.data
+        precision = resolve_precision(self.precision)
+        if isinstance(data, str) and not self.is_shapes:
+            data = os.path.abspath(data)
+        elif not isinstance(data, str):
+            data = tuple(os.path.abspath(p) for p in data)
+        return dataclasses.replace(
+            self, sequence_length=sequence_length, data=data, precision=precision
+        )
+
+
+# The settings of `xmodal demo`: about 8 minutes on 2 CPU cores (README lists what they give).
+DEMO_CONFIG = CaptionerTrainConfig(
+    data=SHAPES,
+    decoder="transformer",
+    encoder="small_cnn",
+    encoder_hidden_dim=64,
+    # A 4x4 grid of 16-pixel regions: faster per step than the 8x8 grid of 3 stages on
+    # 2 CPU cores, and in our runs no worse in scene faithfulness after the same minutes.
+    encoder_num_layers=4,
+    image_size=64,
+    hidden_dim=128,
+    num_layers=2,
+    num_heads=4,
+    dropout=0.0,
+    # The demo's numbers (README) were measured in float32; "auto" would pick bfloat16.
+    precision="float32",
+    epochs=5,
+    batch_size=64,
+    learning_rate=5e-3,
+    label_smoothing=0.0,
+    val_metrics_every=0,
+    shapes_num_images=5000,
+    shapes_image_size=64,
+)
+
+
+# `xmodal demo --quick`: the same steps at toy size (tests, smoke checks); learns nothing.
+DEMO_QUICK_CONFIG = dataclasses.replace(
+    DEMO_CONFIG,
+    encoder_hidden_dim=8,
+    image_size=32,
+    hidden_dim=16,
+    num_layers=1,
+    num_heads=2,
+    epochs=1,
+    batch_size=32,
+    shapes_num_images=40,
+    shapes_image_size=32,
+)

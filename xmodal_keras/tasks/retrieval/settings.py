@@ -1,0 +1,152 @@
+"""`RetrievalTrainConfig`: the settings of a dual-encoder (retrieval) run, its `config.json`."""
+
+import dataclasses
+import os
+
+from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
+from xmodal_keras.runs.run_settings import RunSettings
+from xmodal_keras.tasks.captioning.settings import SHAPES
+from xmodal_keras.training.distribute import (
+    STRATEGY_NAMES,
+)
+from xmodal_keras.training.precision import check_precision, resolve_precision
+
+INDEX_FILE = "retrieval_index.npz"
+
+
+SPLITS = ("train", "val", "test")
+
+
+# Settings that may change when a run is resumed or extended; every other one must match.
+RESUMABLE_FIELDS = frozenset(
+    {"epochs", "strategy", "jit_compile", "index_split", "allow_outside_root"}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalTrainConfig(RunSettings):
+    """Run settings of a dual-encoder training (written to the run as `config.json`).
+
+    Attributes:
+        data: `"shapes"` (built-in, see `shapes_*`), a caption dataset path (Flickr8k
+            folder, Karpathy/COCO JSON, CSV) or a list of paths.
+        format: reader for `data` paths (`"auto"`, `"flickr8k"`, `"karpathy"`, `"coco"`,
+            `"csv"`).
+        encoder, weights, trainable_blocks, encoder_hidden_dim, encoder_num_layers,
+            image_size: the image tower's encoder (see `build_image_encoder`).
+        sequence_length: caption words + 1 kept (the text tower reads `sequence_length + 1`
+            ids: `<start> ... <end>`); None: 22 for shapes, 20 otherwise.
+        min_count, max_vocabulary_size: vocabulary of the train split.
+        text_encoder (`"bigru"` / `"transformer"`), embedding_dim, hidden_dim, num_layers,
+            num_heads, intermediate_dim: the text tower's encoder (`build_text_encoder`).
+        projection_dim: shared space size. dropout: text encoder + projection heads.
+        initial_temperature: starting (learned) temperature of the logits.
+        epochs, batch_size (global; the contrastive negatives are the batch),
+            learning_rate (peak, warm-up + cosine), warmup_steps (None: 5%), weight_decay.
+        seed, strategy, precision (`"auto"`: mixed_bfloat16 on CPUs with AMX bfloat16
+            units, else float32; the logits stay float32), jit_compile: as for the
+            captioner.
+        index_split: the split embedded into `retrieval_index.npz` for `retrieve`
+            (`"test"`, `"val"`, `"train"` or `"all"`).
+        shapes_num_images, shapes_image_size, shapes_seed: the built-in dataset's size.
+        allow_outside_root: accept image paths that leave the data folder (see
+            `read_captions`).
+    """
+
+    settings_kind = "retrieval"
+    resumable_fields = RESUMABLE_FIELDS
+    picked_fields = frozenset({"precision"})
+    legacy_values = {"precision": "float32"}  # before the setting, every run was float32
+
+    data: str | tuple[str, ...] = SHAPES
+    format: str = "auto"
+    encoder: str = "small_cnn"
+    weights: str | None = None
+    trainable_blocks: int | None = None
+    encoder_hidden_dim: int | None = 64
+    encoder_num_layers: int | None = None
+    image_size: int = 64
+    sequence_length: int | None = None
+    min_count: int = 1
+    max_vocabulary_size: int | None = None
+    text_encoder: str = "bigru"
+    embedding_dim: int = 128
+    hidden_dim: int = 128
+    num_layers: int = 1
+    num_heads: int = 2
+    intermediate_dim: int | None = None
+    projection_dim: int = 64
+    dropout: float = 0.0
+    initial_temperature: float = 0.07
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int | None = None
+    weight_decay: float = 1e-4
+    seed: int = 0
+    strategy: str = "auto"
+    precision: str = "auto"
+    jit_compile: bool = False
+    index_split: str = "test"
+    shapes_num_images: int = 5000
+    shapes_image_size: int = 64
+    shapes_seed: int = 0
+    allow_outside_root: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.data, str):
+            object.__setattr__(self, "data", tuple(os.fspath(p) for p in self.data))
+            if not self.data:
+                raise ValueError("`data` must name at least one dataset. Received: data=()")
+        if self.text_encoder not in TEXT_ENCODER_KINDS:
+            raise ValueError(
+                f"`text_encoder` must be one of {TEXT_ENCODER_KINDS}. "
+                f"Received: text_encoder={self.text_encoder!r}"
+            )
+        if self.strategy not in STRATEGY_NAMES:
+            raise ValueError(
+                f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
+            )
+        check_precision(self.precision)
+        if self.index_split not in (*SPLITS, "all"):
+            raise ValueError(
+                f"`index_split` must be one of {(*SPLITS, 'all')}. "
+                f"Received: index_split={self.index_split!r}"
+            )
+        for name in ("epochs", "batch_size", "image_size", "hidden_dim", "projection_dim"):
+            check_positive_int(name, getattr(self, name))
+        if self.batch_size < 2:
+            raise ValueError(
+                "`batch_size` must be >= 2 (the other pairs of a batch are the negatives). "
+                f"Received: batch_size={self.batch_size}"
+            )
+        if self.sequence_length is not None and (
+            not isinstance(self.sequence_length, int) or self.sequence_length < 2
+        ):
+            raise ValueError(
+                "`sequence_length` must be an int >= 2 or None. "
+                f"Received: sequence_length={self.sequence_length!r}"
+            )
+        if not 0 < self.learning_rate:
+            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
+
+    @property
+    def is_shapes(self) -> bool:
+        return self.data == SHAPES
+
+    def resolved(self) -> "RetrievalTrainConfig":
+        """A copy with `sequence_length` and `precision` (`resolve_precision`) filled in
+        and data paths made absolute."""
+        sequence_length = self.sequence_length or (22 if self.is_shapes else 20)
+        data = self.data
+        if isinstance(data, str) and not self.is_shapes:
+            data = os.path.abspath(data)
+        elif not isinstance(data, str):
+            data = tuple(os.path.abspath(p) for p in data)
+        return dataclasses.replace(
+            self,
+            sequence_length=sequence_length,
+            data=data,
+            precision=resolve_precision(self.precision),
+        )

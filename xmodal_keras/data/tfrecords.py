@@ -9,7 +9,7 @@ DIR/
 ```
 
 `write_caption_tfrecords(frame, out_dir, num_shards)` writes them from a caption
-DataFrame (any reader of `data/sources.py`; `xmodal data to-tfrecord PATH --shards N`).
+DataFrame (any reader of `data/readers/`; `xmodal data to-tfrecord PATH --shards N`).
 `make_caption_tfrecord_dataset(dir, tokenizer, split=...)` reads them into the same
 `({"image", "caption_in"}, caption_out)` batches as `make_caption_dataset` (each image
 decoded once for all of its captions); under a multi-worker strategy the shards are split

@@ -31,8 +31,8 @@ from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.datasets import make_caption_dataset
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.image_preprocessing import load_image
+from xmodal_keras.data.readers import read_captions
 from xmodal_keras.data.shapes import load_shapes
-from xmodal_keras.data.sources import read_captions
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer, caption_sequence_length
 from xmodal_keras.data.tfrecords import (
     is_caption_tfrecord_dir,

@@ -23,6 +23,7 @@ from xmodal_keras.data.readers import (
 )
 from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
 from xmodal_keras.data.shapes import generate_shapes, load_shapes, read_scenes, shapes_dir
+from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import (
     CaptionTokenizer,
     build_vocabulary,
@@ -69,6 +70,7 @@ __all__ = [
     "read_pair_csv",
     "read_pairs",
     "read_scenes",
+    "shard_by",
     "shapes_dir",
     "write_caption_tfrecords",
 ]

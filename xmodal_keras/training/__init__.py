@@ -8,7 +8,6 @@ from xmodal_keras.training.distribute import (
     STRATEGY_NAMES,
     fit_under,
     get_strategy,
-    shard_by,
     worker_info,
 )
 from xmodal_keras.training.run_directory import RunDirectory, load_captioner
@@ -47,7 +46,6 @@ __all__ = [
     "train_captioner",
     "fit_under",
     "get_strategy",
-    "shard_by",
     "worker_info",
     "make_learning_rate_schedule",
 ]

@@ -33,6 +33,7 @@ from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.readers import read_captions
 from xmodal_keras.data.shapes import load_shapes
+from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer, caption_sequence_length
 from xmodal_keras.data.tfrecords import (
     is_caption_tfrecord_dir,
@@ -46,7 +47,6 @@ from xmodal_keras.training.compile_captioner import compile_captioner
 from xmodal_keras.training.distribute import (
     STRATEGY_NAMES,
     get_strategy,
-    shard_by,
     strategy_name,
     worker_info,
 )

@@ -59,6 +59,7 @@ from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.pair_side_inputs import check_side_inputs, load_wav, pair_frame_lines
 from xmodal_keras.data.readers import read_pairs
 from xmodal_keras.data.shapes import load_shapes
+from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer, normalize_caption
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.encoders.tabular_encoder import tabular_features
@@ -79,7 +80,6 @@ from xmodal_keras.models.fusion_classifier import (
 from xmodal_keras.training.distribute import (
     STRATEGY_NAMES,
     get_strategy,
-    shard_by,
     strategy_name,
 )
 from xmodal_keras.training.fit_driver import fit_run, is_chief

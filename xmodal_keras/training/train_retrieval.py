@@ -39,6 +39,7 @@ from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
+from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
@@ -48,7 +49,6 @@ from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
 from xmodal_keras.training.distribute import (
     STRATEGY_NAMES,
     get_strategy,
-    shard_by,
     strategy_name,
 )
 from xmodal_keras.training.fit_driver import fit_run, is_chief

@@ -67,7 +67,7 @@ def write_data(root: pathlib.Path, num_images: int, source_size: int) -> pd.Data
 
 def read_caption_frame(data_dir: pathlib.Path) -> pd.DataFrame:
     try:
-        from xmodal_keras.data.sources import read_captions
+        from xmodal_keras.data.readers import read_captions
     except ImportError:
         read_captions = None
     if read_captions is not None:

@@ -43,8 +43,8 @@ import tensorflow as tf
 
 from xmodal_keras.data.datasets import make_caption_dataset
 from xmodal_keras.data.image_preprocessing import load_image
+from xmodal_keras.data.readers import read_captions
 from xmodal_keras.data.shapes import generate_shapes, load_shapes
-from xmodal_keras.data.sources import read_captions
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.models import build_gru_captioner, build_transformer_captioner
 from xmodal_keras.training.compile_captioner import compile_captioner

@@ -40,7 +40,7 @@ import keras
 import numpy as np
 
 from xmodal_keras.data import CaptionTokenizer, load_shapes
-from xmodal_keras.data.sources import read_pairs
+from xmodal_keras.data.readers import read_pairs
 from xmodal_keras.evaluation.classification import classification_metrics, plot_confusion_matrix
 from xmodal_keras.models.fusion_classifier import build_fusion_classifier, classifier_loss
 from xmodal_keras.tasks.fusion.data import balanced_class_weight, make_fusion_dataset

@@ -74,7 +74,7 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_to_tfrecord(args: argparse.Namespace) -> int:
-    from xmodal_keras.data.sources import read_captions
+    from xmodal_keras.data.readers import read_captions
     from xmodal_keras.data.tfrecords import write_caption_tfrecords
 
     start = time.perf_counter()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xmodal_keras.data import digits
-from xmodal_keras.data.sources import read_captions, read_pairs
+from xmodal_keras.data.readers import read_captions, read_pairs
 from xmodal_keras.data.text_tokenizer import normalize_caption
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from xmodal_keras.cli import main
 from xmodal_keras.data.datasets import make_caption_dataset
 from xmodal_keras.data.image_preprocessing import load_image
-from xmodal_keras.data.sources import read_captions
+from xmodal_keras.data.readers import read_captions
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.data.tfrecords import (
     make_caption_tfrecord_dataset,

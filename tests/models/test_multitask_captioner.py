@@ -7,7 +7,7 @@ import tensorflow as tf
 from helpers import run_model_saving_test
 
 from xmodal_keras.data.datasets import make_caption_dataset
-from xmodal_keras.data.sources import read_captions
+from xmodal_keras.data.readers import read_captions
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.losses.info_nce_loss import InfoNCELoss

@@ -5,12 +5,7 @@ import pytest
 import tensorflow as tf
 
 from xmodal_keras.training import STRATEGY_NAMES, distribute, get_strategy
-from xmodal_keras.training.distribute import (
-    fit_under,
-    shard_by,
-    strategy_name,
-    worker_info,
-)
+from xmodal_keras.training.distribute import fit_under, strategy_name, worker_info
 
 
 def test_auto_picks_mirrored_only_with_several_gpus():
@@ -88,13 +83,7 @@ def test_worker_info(monkeypatch):
         worker_info()
 
 
-def test_shard_by_and_names():
-    dataset = tf.data.Dataset.range(3)
-    for policy, expected in (("data", "DATA"), ("file", "FILE"), ("off", "OFF")):
-        options = shard_by(dataset, policy).options()
-        assert options.experimental_distribute.auto_shard_policy.name == expected
-    with pytest.raises(ValueError, match="Received: policy='rows'"):
-        shard_by(dataset, "rows")
+def test_strategy_name():
     assert strategy_name(get_strategy("mirrored")) == "MirroredStrategy"
 
 

@@ -11,9 +11,7 @@ from xmodal_keras.data.datasets import (
 from xmodal_keras.data.digits import digits_scenes_dir, generate_digits_scenes, load_digits_scenes
 from xmodal_keras.data.image_preprocessing import decode_image, find_bad_images, load_image
 from xmodal_keras.data.inspection import DatasetReport, format_report, inspect_dataset
-from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
-from xmodal_keras.data.shapes import generate_shapes, load_shapes, read_scenes, shapes_dir
-from xmodal_keras.data.sources import (
+from xmodal_keras.data.readers import (
     read_caption_csv,
     read_captions,
     read_coco_captions,
@@ -23,6 +21,9 @@ from xmodal_keras.data.sources import (
     read_pair_csv,
     read_pairs,
 )
+from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
+from xmodal_keras.data.shapes import generate_shapes, load_shapes, read_scenes, shapes_dir
+from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import (
     CaptionTokenizer,
     build_vocabulary,
@@ -69,6 +70,7 @@ __all__ = [
     "read_pair_csv",
     "read_pairs",
     "read_scenes",
+    "shard_by",
     "shapes_dir",
     "write_caption_tfrecords",
 ]

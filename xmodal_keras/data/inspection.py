@@ -1,6 +1,6 @@
 """Dataset inspection: what a folder or file holds, per split, and what is wrong with it.
 
-`inspect_dataset` never raises on bad data: it reads with `sources.read_with_problems`,
+`inspect_dataset` never raises on bad data: it reads with `readers.read_with_problems`,
 computes statistics on the valid rows and lists the problems. `format_report` renders the
 plain-text table printed by `xmodal data inspect PATH`.
 
@@ -21,7 +21,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from xmodal_keras.data import sources
+from xmodal_keras.data import readers
 from xmodal_keras.data.image_files import find_unusable_images
 from xmodal_keras.data.text_tokenizer import normalize_caption
 from xmodal_keras.data.validation import MAX_LISTED_PROBLEMS, Problem
@@ -82,7 +82,7 @@ class DatasetReport:
 
 def _ordered_splits(values: pd.Series) -> list[str]:
     present = set(values)
-    return [s for s in sources.SPLITS if s in present] + sorted(present - set(sources.SPLITS))
+    return [s for s in readers.SPLITS if s in present] + sorted(present - set(readers.SPLITS))
 
 
 def _length_summary(texts: pd.Series) -> dict[str, int]:
@@ -130,7 +130,7 @@ def _pair_stats(frame: pd.DataFrame) -> PairStats:
         pairs_per_split={s: int((frame["split"] == s).sum()) for s in splits},
         labels_per_split=labels,
         text_length=_length_summary(frame["text"]),
-        extra_columns=[c for c in frame.columns if c not in sources.PAIR_COLUMNS],
+        extra_columns=[c for c in frame.columns if c not in readers.PAIR_COLUMNS],
     )
 
 
@@ -159,14 +159,14 @@ def inspect_dataset(
 
     Args:
         path: a dataset folder or file.
-        format: "auto", or one of `sources.CAPTION_FORMATS` / `sources.PAIR_FORMATS` (for
+        format: "auto", or one of `readers.CAPTION_FORMATS` / `readers.PAIR_FORMATS` (for
             "csv", the header decides captions vs pairs). Defaults to "auto".
         check_images: check image files exist. Defaults to `True`.
         decode_images: also decode every image the valid rows name, in full, as training
             does (`find_unusable_images(mode="decode")`: catches truncated, corrupt files).
             Defaults to `False`.
         allow_outside_root: accept image paths that leave the data folder (see
-            `sources`). Defaults to `False`.
+            `readers`). Defaults to `False`.
 
     Returns:
         A `DatasetReport`.
@@ -175,7 +175,7 @@ def inspect_dataset(
         FileNotFoundError: if `path` does not exist.
         ValueError: if `format` is unknown or no supported format is found.
     """
-    known = ("auto", *dict.fromkeys((*sources.CAPTION_FORMATS, *sources.PAIR_FORMATS)))
+    known = ("auto", *dict.fromkeys((*readers.CAPTION_FORMATS, *readers.PAIR_FORMATS)))
     if format not in known:
         raise ValueError(
             f"Unknown format. Supported formats: {', '.join(repr(f) for f in known)}. "
@@ -186,14 +186,14 @@ def inspect_dataset(
             f"No such file or directory: {os.fspath(path)!r}. Supported formats: "
             f"{', '.join(known[1:])}."
         )
-    detected = sources.detect_formats(path)
+    detected = readers.detect_formats(path)
     is_csv_file = os.path.isfile(path) and os.fspath(path).lower().endswith(".csv")
     if format == "auto" and not detected and is_csv_file:
         format = "csv"
     if format == "csv":
         views = [(kind, fmt) for kind, fmt in detected if fmt == "csv"] or [("captions", "csv")]
     elif format != "auto":
-        kind = "captions" if format in sources.CAPTION_FORMATS else "pairs"
+        kind = "captions" if format in readers.CAPTION_FORMATS else "pairs"
         views = [(kind, format)]
     else:
         views = detected
@@ -204,7 +204,7 @@ def inspect_dataset(
         )
     report = DatasetReport(path=os.fspath(path), views=[])
     for kind, fmt in views:
-        result = sources.read_with_problems(
+        result = readers.read_with_problems(
             path,
             kind=kind,
             format=fmt,

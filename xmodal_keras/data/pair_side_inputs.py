@@ -32,6 +32,7 @@ import pandas as pd
 import tensorflow as tf
 
 from xmodal_keras.data.image_files import file_problem
+from xmodal_keras.data.readers.common import read_csv
 from xmodal_keras.data.validation import ProblemCollector
 
 WAV_EXPECTED = "a readable 16-bit PCM WAV file"
@@ -40,15 +41,13 @@ WAV_EXPECTED = "a readable 16-bit PCM WAV file"
 def pair_frame_lines(data: str | os.PathLike, frame: pd.DataFrame) -> list[int] | None:
     """The 1-based physical line of each row of a pair CSV's frame (the header is line 1).
 
-    `None` when `data` is not a CSV file or its records do not line up with `frame`
-    (then problems name 1-based rows instead).
+    Lines are counted by the pair reader's own `read_csv`. `None` when `data` is not a CSV
+    file or its records do not line up with `frame` (then problems name 1-based rows instead).
     """
     path = pathlib.Path(data)
     if path.suffix.lower() != ".csv" or not path.is_file():
         return None
-    from xmodal_keras.data.sources import _read_csv  # the reader's own line numbering
-
-    table = _read_csv(path, ("image_path", "text", "label"), ProblemCollector())
+    table = read_csv(path, ("image_path", "text", "label"), ProblemCollector())
     if table is None or len(table.rows) != len(frame):
         return None
     return [line for line, _ in table.rows]

@@ -9,7 +9,7 @@ DIR/
 ```
 
 `write_caption_tfrecords(frame, out_dir, num_shards)` writes them from a caption
-DataFrame (any reader of `data/sources.py`; `xmodal data to-tfrecord PATH --shards N`).
+DataFrame (any reader of `data/readers/`; `xmodal data to-tfrecord PATH --shards N`).
 `make_caption_tfrecord_dataset(dir, tokenizer, split=...)` reads them into the same
 `({"image", "caption_in"}, caption_out)` batches as `make_caption_dataset` (each image
 decoded once for all of its captions); under a multi-worker strategy the shards are split
@@ -48,6 +48,7 @@ import tensorflow as tf
 
 from xmodal_keras.data.datasets import DEFAULT_SHUFFLE_BUFFER_SIZE, plan_caption_dataset
 from xmodal_keras.data.image_preprocessing import _validate_image_shape, decode_image
+from xmodal_keras.data.sharding import shard_by
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_NAME = "xmodal_caption_tfrecords"
@@ -248,8 +249,6 @@ def make_caption_tfrecord_dataset(
         image_shape, batch_size, shuffle, seed, cache, repeat, drop_remainder,
         shuffle_buffer_size: as in `make_caption_dataset`.
     """
-    from xmodal_keras.training.distribute import shard_by
-
     image_shape = _validate_image_shape(image_shape)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(

@@ -94,7 +94,7 @@ def build_tabular_encoder(
 
     Args:
         frame: a DataFrame with the columns and a split column (e.g. the pair
-            DataFrame of `xmodal_keras.data.sources`).
+            DataFrame of `xmodal_keras.data.readers`).
         numeric_columns: numeric column names. Defaults to `()`.
         categorical_columns: categorical column names. Defaults to `()`.
         split_column: column naming each row's split. Defaults to `"split"`.

@@ -3,7 +3,6 @@
 from xmodal_keras.layers.additive_attention import AdditiveVisualAttention
 from xmodal_keras.layers.backbone_preprocessing import BackbonePreprocessing
 from xmodal_keras.layers.bilinear_fusion import BilinearFusion
-from xmodal_keras.layers.captioner_text_reader import CaptionerTextReader
 from xmodal_keras.layers.concat_fusion import ConcatFusion
 from xmodal_keras.layers.contrastive_logits import ContrastiveLogits
 from xmodal_keras.layers.cross_attention_fusion import CrossAttentionFusion
@@ -20,7 +19,6 @@ __all__ = [
     "AdditiveVisualAttention",
     "BackbonePreprocessing",
     "BilinearFusion",
-    "CaptionerTextReader",
     "ConcatFusion",
     "ContrastiveLogits",
     "CrossAttentionFusion",

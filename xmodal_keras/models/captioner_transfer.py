@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import keras
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.decoders.captioner_text_reader import CaptionerTextReader
 from xmodal_keras.decoders.transformer_caption_decoder import TransformerCaptionDecoder
-from xmodal_keras.layers.captioner_text_reader import CaptionerTextReader
 from xmodal_keras.models.captioner_parts import CAPTION_DECODER_NAME, IMAGE_ENCODER_NAME
 from xmodal_keras.models.fusion_classifier import OUTPUTS, classifier_logits, classifier_output
 

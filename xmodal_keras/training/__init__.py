@@ -5,13 +5,7 @@ from xmodal_keras.training.callbacks import CaptionMetricsCallback
 from xmodal_keras.training.compile_captioner import compile_captioner
 from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
 from xmodal_keras.training.compile_multitask_captioner import compile_multitask_captioner
-from xmodal_keras.training.distribute import (
-    STRATEGY_NAMES,
-    fit_under,
-    get_strategy,
-    shard_by,
-    worker_info,
-)
+from xmodal_keras.training.distribute import STRATEGY_NAMES, fit_under, get_strategy, worker_info
 from xmodal_keras.training.schedules import make_learning_rate_schedule
 
 __all__ = [
@@ -23,6 +17,5 @@ __all__ = [
     "fit_under",
     "get_strategy",
     "make_learning_rate_schedule",
-    "shard_by",
     "worker_info",
 ]

@@ -7,8 +7,6 @@ One name takes a training from a laptop to several GPUs, several machines or a T
 - `fit_under(model, strategy)`: a context manager around `model.fit` that works around
   two Keras 3.15 bugs with `MultiWorkerMirroredStrategy` (keras-team/keras#20585; see
   its docstring); a no-op for every other strategy.
-- `shard_by(dataset, policy)`: the `tf.data` auto-shard policy a dataset is split by
-  across workers (`"data"` for in-memory file lists, `"file"` for TFRecord shards).
 
 Example:
 
@@ -28,12 +26,6 @@ import keras
 import tensorflow as tf
 
 STRATEGY_NAMES: tuple[str, ...] = ("auto", "default", "mirrored", "multi_worker", "tpu")
-SHARD_POLICIES: dict[str, tf.data.experimental.AutoShardPolicy] = {
-    "auto": tf.data.experimental.AutoShardPolicy.AUTO,
-    "data": tf.data.experimental.AutoShardPolicy.DATA,
-    "file": tf.data.experimental.AutoShardPolicy.FILE,
-    "off": tf.data.experimental.AutoShardPolicy.OFF,
-}
 
 
 class WorkerInfo(NamedTuple):
@@ -194,29 +186,6 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
         isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         and strategy.extended._in_multi_worker_mode()
     )
-
-
-def shard_by(dataset: tf.data.Dataset, policy: str) -> tf.data.Dataset:
-    """Set how `dataset` is split between workers under a multi-worker strategy.
-
-    `"data"`: every worker runs the whole (seeded, so identical) pipeline and keeps its
-    share of the elements -- right for in-memory file lists. `"file"`: each worker reads
-    its own share of the input files (TFRecord shards; needs at least as many files as
-    workers). `"auto"` lets tf.data pick; `"off"` gives each worker everything.
-
-    Example:
-
-    >>> dataset = shard_by(tf.data.Dataset.range(4), "data")
-    >>> dataset.options().experimental_distribute.auto_shard_policy.name
-    'DATA'
-    """
-    if policy not in SHARD_POLICIES:
-        raise ValueError(
-            f"`policy` must be one of {tuple(SHARD_POLICIES)}. Received: policy={policy!r}"
-        )
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = SHARD_POLICIES[policy]
-    return dataset.with_options(options)
 
 
 def _reduce_scalars_across_workers(original):

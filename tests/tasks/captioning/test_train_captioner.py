@@ -122,7 +122,7 @@ def test_config_round_trips_through_json():
 
 
 def test_mixed_bfloat16_from_tfrecords_saves_a_float32_model(tiny_shapes_dir, tmp_path, capsys):
-    from xmodal_keras.data.sources import read_captions
+    from xmodal_keras.data.readers import read_captions
     from xmodal_keras.data.tfrecords import write_caption_tfrecords
 
     records = tmp_path / "records"

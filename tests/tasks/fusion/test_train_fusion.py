@@ -107,7 +107,7 @@ def test_resume_extends_and_rejects_other_settings(tiny_run, capsys):
 
 
 def test_dataset_keeps_only_the_modalities_inputs(tiny_shapes_dir):
-    from xmodal_keras.data.sources import read_pairs
+    from xmodal_keras.data.readers import read_pairs
     from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 
     frame = read_pairs(tiny_shapes_dir)

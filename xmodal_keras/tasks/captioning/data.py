@@ -9,8 +9,9 @@ import pandas as pd
 import tensorflow as tf
 
 from xmodal_keras.data.datasets import make_caption_dataset
+from xmodal_keras.data.readers import read_captions
 from xmodal_keras.data.shapes import load_shapes
-from xmodal_keras.data.sources import read_captions
+from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.data.tfrecords import (
     is_caption_tfrecord_dir,
@@ -18,9 +19,6 @@ from xmodal_keras.data.tfrecords import (
     read_caption_tfrecords,
 )
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
-from xmodal_keras.training.distribute import (
-    shard_by,
-)
 
 
 def shapes_root(config: CaptionerTrainConfig) -> pathlib.Path | None:

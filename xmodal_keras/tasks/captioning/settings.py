@@ -15,9 +15,7 @@ from collections.abc import Iterable
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.text_tokenizer import caption_sequence_length
 from xmodal_keras.runs.run_settings import RunSettings
-from xmodal_keras.training.distribute import (
-    STRATEGY_NAMES,
-)
+from xmodal_keras.training.distribute import STRATEGY_NAMES
 from xmodal_keras.training.precision import check_precision, resolve_precision
 
 DECODERS = ("gru", "lstm", "transformer")

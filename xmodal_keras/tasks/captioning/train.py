@@ -47,11 +47,7 @@ from xmodal_keras.tasks.captioning.data import (
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 from xmodal_keras.training.callbacks import CaptionMetricsCallback
 from xmodal_keras.training.compile_captioner import compile_captioner
-from xmodal_keras.training.distribute import (
-    get_strategy,
-    strategy_name,
-    worker_info,
-)
+from xmodal_keras.training.distribute import get_strategy, strategy_name, worker_info
 from xmodal_keras.training.fit_driver import fit_run
 from xmodal_keras.training.precision import dtype_policy
 

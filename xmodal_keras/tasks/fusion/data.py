@@ -11,8 +11,8 @@ import tensorflow as tf
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.datasets import make_pair_dataset
 from xmodal_keras.data.pair_side_inputs import check_side_inputs, load_wav, pair_frame_lines
+from xmodal_keras.data.readers import read_pairs
 from xmodal_keras.data.shapes import load_shapes
-from xmodal_keras.data.sources import read_pairs
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer, normalize_caption
 from xmodal_keras.encoders.tabular_encoder import tabular_features
 from xmodal_keras.models.fusion_classifier import (

@@ -17,9 +17,7 @@ from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory, run_kind
 from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
-from xmodal_keras.training.distribute import (
-    STRATEGY_NAMES,
-)
+from xmodal_keras.training.distribute import STRATEGY_NAMES
 from xmodal_keras.training.precision import check_precision, resolve_precision
 
 SHAPES_VERIFY = "shapes-verify"

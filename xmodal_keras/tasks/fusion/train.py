@@ -51,6 +51,7 @@ import pandas as pd
 import tensorflow as tf
 
 from xmodal_keras.data.image_files import preflight_images
+from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.models.captioner_transfer import build_fusion_classifier_from_captioner
@@ -83,11 +84,7 @@ from xmodal_keras.tasks.fusion.settings import (
     read_init_from_settings,
 )
 from xmodal_keras.tasks.retrieval.retrieve import load_dual_encoder_run
-from xmodal_keras.training.distribute import (
-    get_strategy,
-    shard_by,
-    strategy_name,
-)
+from xmodal_keras.training.distribute import get_strategy, strategy_name
 from xmodal_keras.training.fit_driver import fit_run, is_chief
 from xmodal_keras.training.precision import dtype_policy
 from xmodal_keras.training.schedules import make_adamw_optimizer

@@ -7,9 +7,7 @@ from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
 from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.tasks.captioning.settings import SHAPES
-from xmodal_keras.training.distribute import (
-    STRATEGY_NAMES,
-)
+from xmodal_keras.training.distribute import STRATEGY_NAMES
 from xmodal_keras.training.precision import check_precision, resolve_precision
 
 INDEX_FILE = "retrieval_index.npz"

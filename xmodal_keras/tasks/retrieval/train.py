@@ -32,6 +32,7 @@ import keras
 
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
+from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.evaluation.retrieval_index import build_retrieval_index
@@ -42,11 +43,7 @@ from xmodal_keras.tasks.captioning.train import format_summary
 from xmodal_keras.tasks.retrieval.retrieve import evaluate_retrieval, format_recall
 from xmodal_keras.tasks.retrieval.settings import INDEX_FILE, RetrievalTrainConfig
 from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
-from xmodal_keras.training.distribute import (
-    get_strategy,
-    shard_by,
-    strategy_name,
-)
+from xmodal_keras.training.distribute import get_strategy, strategy_name
 from xmodal_keras.training.fit_driver import fit_run, is_chief
 from xmodal_keras.training.precision import dtype_policy
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from xmodal_keras.decoders.captioner_text_reader import CaptionerTextReader
 from xmodal_keras.decoders.transformer_caption_decoder import TransformerCaptionDecoder
-from xmodal_keras.layers.captioner_text_reader import CaptionerTextReader
 
 VOCABULARY, LENGTH, HIDDEN = 11, 5, 8
 TOKEN_IDS = np.array([[2, 5, 6, 3, 0, 0], [2, 7, 8, 9, 4, 3]], "int32")

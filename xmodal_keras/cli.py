@@ -23,11 +23,24 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
-    from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
+from xmodal_keras.data.digits import generate_digits_scenes
+from xmodal_keras.data.inspection import format_report, inspect_dataset
+from xmodal_keras.data.readers import read_captions
+from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
+from xmodal_keras.data.shapes import generate_shapes
+from xmodal_keras.data.tfrecords import write_caption_tfrecords
+from xmodal_keras.export.client import run_predict
+from xmodal_keras.export.serving_config import model_folders, server_flags, write_serving_config
+from xmodal_keras.export.tflite_captioner import caption_tflite_files, is_tflite_export
+from xmodal_keras.runs.run_directory import RunDirectory, run_kind
+from xmodal_keras.runs.settings_flags import add_settings_flags, settings_from_flags
+from xmodal_keras.tasks import captioning, fusion, retrieval
+from xmodal_keras.tasks.captioning.demo import run_demo
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
+from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
+from xmodal_keras.tasks.retrieval.retrieve import format_matches
+from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
 
 # Quiet TensorFlow's C++ start-up chatter for command-line use; library users keep control.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,28 +53,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _name_list(text: str) -> tuple[str, ...]:
-    """`"age, income"` -> `("age", "income")`: a comma-separated list of names."""
-    names = tuple(name.strip() for name in text.split(","))
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
-    return names
-
-
-_ALLOW_OUTSIDE_ROOT_HELP = (
-    "read image (and audio) paths that leave the data folder (../x.png, absolute paths "
-    "elsewhere); refused by default"
-)
-
-
 def _add_allow_outside_root(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--allow-outside-root", action="store_true", help=_ALLOW_OUTSIDE_ROOT_HELP)
+    parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
 
 
 def _cmd_data_generate(args: argparse.Namespace) -> int:
-    from xmodal_keras.data.digits import generate_digits_scenes
-    from xmodal_keras.data.shapes import generate_shapes
-
     generate = {"shapes": generate_shapes, "digits": generate_digits_scenes}[args.data_command]
     start = time.perf_counter()
     root = generate(args.out, num_images=args.num_images, image_size=args.size, seed=args.seed)
@@ -74,9 +70,6 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_to_tfrecord(args: argparse.Namespace) -> int:
-    from xmodal_keras.data.readers import read_captions
-    from xmodal_keras.data.tfrecords import write_caption_tfrecords
-
     start = time.perf_counter()
     frame = read_captions(args.path, args.format, allow_outside_root=args.allow_outside_root)
     manifest = write_caption_tfrecords(frame, args.out, num_shards=args.shards)
@@ -90,8 +83,6 @@ def _cmd_data_to_tfrecord(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_inspect(args: argparse.Namespace) -> int:
-    from xmodal_keras.data.inspection import format_report, inspect_dataset
-
     report = inspect_dataset(
         args.path,
         format=args.format,
@@ -102,117 +93,22 @@ def _cmd_data_inspect(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.problem_count else 0
 
 
-_PRECISION_HELP = (
-    "auto (default: mixed_bfloat16 on a CPU with AMX bfloat16 units, else float32), "
-    "float32, mixed_float16 (GPU) or mixed_bfloat16 (TPU/CPU)"
-)
-_JIT_COMPILE_HELP = "XLA-compile the train step (faster on GPU/TPU, slower on CPU)"
-
-# `xmodal train captioner` flags: (CaptionerTrainConfig field, type, help). Defaults live in
-# the dataclass only: a flag left out keeps the dataclass default.
-_TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("format", str, "reader for --data paths (default: detect)"),
-    (
-        "decoder",
-        str,
-        "gru (Show, Attend and Tell), lstm (Show and Tell) or transformer (default: transformer)",
-    ),
-    (
-        "encoder",
-        str,
-        "residual_cnn (default: a small ResNet with batch norm), small_cnn, "
-        "mobilenet_v3_small, mobilenet_v3_large, efficientnet_v2_b0, resnet50 or inception_v3",
-    ),
-    ("weights", str, "encoder weights: imagenet or a weights file (default: none)"),
-    ("trainable_blocks", int, "encoder blocks to fine-tune (default: all, or none with weights)"),
-    (
-        "encoder_hidden_dim",
-        int,
-        "last-stage channels of residual_cnn / small_cnn (default: 128 / 64)",
-    ),
-    ("encoder_num_layers", int, "stride-2 stages of residual_cnn / small_cnn (default: 3)"),
-    ("image_size", int, "square image side the model reads (default: 64)"),
-    ("sequence_length", int, "decoder length (default: 22 for shapes, else 20)"),
-    ("min_count", int, "keep words seen at least this often in train captions (default: 1)"),
-    ("max_vocabulary_size", int, "cap the vocabulary (default: no cap)"),
-    ("embedding_dim", int, "GRU / LSTM word embedding size (default: 256)"),
-    ("hidden_dim", int, "decoder width (default: 256)"),
-    ("intermediate_dim", int, "Transformer feed-forward width (default: 4 x hidden)"),
-    ("num_layers", int, "Transformer decoder blocks (default: 2)"),
-    ("num_heads", int, "Transformer attention heads (default: 4)"),
-    ("attention_dim", int, "GRU additive attention size (default: hidden)"),
-    ("dropout", float, "dropout rate (default: 0.1)"),
-    ("epochs", int, "epochs (default: 10); rerun with more to extend a finished run"),
-    ("batch_size", int, "batch per replica; global = this x replicas (default: 64)"),
-    ("learning_rate", float, "peak learning rate of warm-up + cosine (default: 2e-3)"),
-    ("label_smoothing", float, "label smoothing (default: 0.1)"),
-    ("seed", int, "random seed (default: 0)"),
-    (
-        "strategy",
-        str,
-        "auto (TF_CONFIG cluster: multi_worker; several GPUs: mirrored; TPU: tpu; else "
-        "default), default, mirrored, multi_worker or tpu (default: auto)",
-    ),
-    ("precision", str, _PRECISION_HELP),
-    ("val_metrics_every", int, "val BLEU-4/CIDEr every N epochs, 0 = off (default: 1)"),
-    ("shapes_num_images", int, "--data shapes: images to generate (default: 5000)"),
-    ("shapes_image_size", int, "--data shapes: generated image side (default: 64)"),
-)
-
-
-# `xmodal train captioner` on/off flags: (CaptionerTrainConfig field, help).
-_TRAIN_SWITCHES: tuple[tuple[str, str], ...] = (
-    ("allow_outside_root", _ALLOW_OUTSIDE_ROOT_HELP),
-    ("jit_compile", _JIT_COMPILE_HELP),
-    ("scale_learning_rate", "multiply --learning-rate by the number of replicas"),
-)
-
-
 def _add_captioner_settings(parser: argparse.ArgumentParser) -> None:
-    """`--data` and the `CaptionerTrainConfig` flags (train and tune captioner)."""
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        required=True,
-        help="shapes, or caption data: Flickr8k folder, Karpathy/COCO JSON (several allowed), CSV",
-    )
-    for name, kind, text in _TRAIN_FLAGS:
-        choices = None
-        if name == "decoder":
-            choices = ("gru", "lstm", "transformer")
-        elif name == "strategy":
-            choices = ("auto", "default", "mirrored", "multi_worker", "tpu")
-        elif name == "precision":
-            choices = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-        parser.add_argument(
-            "--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, help=text
-        )
-    for name, text in _TRAIN_SWITCHES:
-        parser.add_argument("--" + name.replace("_", "-"), action="store_true", help=text)
+    """A flag per `CaptionerTrainConfig` setting (train and tune captioner)."""
+    add_settings_flags(parser, CaptionerTrainConfig, required=("data",))
 
 
 def _captioner_config(args: argparse.Namespace):
-    from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
-
-    settings = {
-        name: getattr(args, name) for name, _, _ in _TRAIN_FLAGS if getattr(args, name) is not None
-    }
-    settings.update({name: True for name, _ in _TRAIN_SWITCHES if getattr(args, name)})
-    data = args.data[0] if len(args.data) == 1 else tuple(args.data)
-    return CaptionerTrainConfig(data=data, **settings)
+    return settings_from_flags(args, CaptionerTrainConfig)
 
 
 def _cmd_train_captioner(args: argparse.Namespace) -> int:
-    from xmodal_keras.tasks.captioning.train import train_captioner
-
-    train_captioner(_captioner_config(args), args.out)
+    captioning.train_captioner(_captioner_config(args), args.out)
     return 0
 
 
 def _cmd_tune_captioner(args: argparse.Namespace) -> int:
-    from xmodal_keras.tasks.captioning.tune import tune_captioner
-
-    result = tune_captioner(
+    result = captioning.tune_captioner(
         _captioner_config(args),
         min_learning_rate=args.min_learning_rate,
         max_learning_rate=args.max_learning_rate,
@@ -229,136 +125,14 @@ def _cmd_tune_captioner(args: argparse.Namespace) -> int:
     return 0
 
 
-# `xmodal train retrieval` flags: (RetrievalTrainConfig field, type, help).
-_RETRIEVAL_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("format", str, "reader for --data paths (default: detect)"),
-    ("encoder", str, "image backbone: small_cnn, residual_cnn or a keras.applications name"),
-    ("weights", str, "backbone weights: imagenet or a file (default: random init)"),
-    ("image_size", int, "image side in pixels (default: 64)"),
-    ("text_encoder", str, "bigru or transformer (default: bigru)"),
-    ("hidden_dim", int, "text encoder width (default: 128)"),
-    ("projection_dim", int, "shared embedding size (default: 64)"),
-    ("epochs", int, "epochs (default: 10)"),
-    ("batch_size", int, "image-caption pairs per step; the contrastive negatives (default: 64)"),
-    ("learning_rate", float, "peak learning rate (default: 1e-3)"),
-    ("strategy", str, "auto, default, mirrored, multi_worker or tpu (default: auto)"),
-    ("seed", int, "random seed (default: 0)"),
-    ("shapes_num_images", int, "--data shapes: images to generate (default: 5000)"),
-)
-
-
-def _add_precision_flags(parser: argparse.ArgumentParser) -> None:
-    """`--precision` and `--jit-compile` (retrieval and fusion; the captioner's are in its
-    flag tables)."""
-    from xmodal_keras.training.precision import PRECISIONS
-
-    parser.add_argument("--precision", choices=PRECISIONS, help=_PRECISION_HELP)
-    parser.add_argument("--jit-compile", action="store_true", help=_JIT_COMPILE_HELP)
-
-
-def _precision_settings(args: argparse.Namespace) -> dict:
-    settings = {"jit_compile": args.jit_compile}
-    if args.precision is not None:
-        settings["precision"] = args.precision
-    return settings
-
-
 def _retrieval_config(args: argparse.Namespace) -> "RetrievalTrainConfig":
     """The `RetrievalTrainConfig` of parsed `xmodal train retrieval` arguments."""
-    from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
-
-    settings = {
-        name: getattr(args, name)
-        for name, _, _ in _RETRIEVAL_FLAGS
-        if getattr(args, name) is not None
-    }
-    data = args.data[0] if len(args.data) == 1 else tuple(args.data)
-    return RetrievalTrainConfig(
-        data=data,
-        allow_outside_root=args.allow_outside_root,
-        **settings,
-        **_precision_settings(args),
-    )
+    return settings_from_flags(args, RetrievalTrainConfig)
 
 
 def _cmd_train_retrieval(args: argparse.Namespace) -> int:
-    from xmodal_keras.tasks.retrieval.train import train_retrieval
-
-    train_retrieval(_retrieval_config(args), args.out)
+    retrieval.train_retrieval(_retrieval_config(args), args.out)
     return 0
-
-
-# `xmodal train fusion` flags: (FusionTrainConfig field, type, help).
-_FUSION_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("format", str, "reader for --data: auto, hateful_memes or csv (default: auto)"),
-    ("fusion", str, "concat, weighted_sum, product, gated, cross_attention, bilinear or late"),
-    (
-        "encoder",
-        str,
-        "image encoder: small_cnn (default), residual_cnn or a keras.applications name",
-    ),
-    ("weights", str, "encoder weights: imagenet or a weights file (default: random init)"),
-    ("image_size", int, "image side in pixels (default: 64)"),
-    ("encoder_hidden_dim", int, "small_cnn width (default: 64)"),
-    ("embedding_dim", int, "token embedding size (default: 64)"),
-    ("hidden_dim", int, "text encoder width (default: 64)"),
-    ("projection_dim", int, "shared space size (default: 64)"),
-    ("head_hidden_dim", int, "the classification head's hidden layer (default: projection dim)"),
-    ("dropout", float, "dropout (default: 0)"),
-    ("epochs", int, "epochs (default: 10)"),
-    ("batch_size", int, "pairs per step (default: 32)"),
-    ("learning_rate", float, "peak learning rate (default: 1e-3)"),
-    ("class_weight", str, "balanced: weight classes by inverse frequency (default: none)"),
-    ("strategy", str, "auto, default, mirrored, multi_worker or tpu (default: auto)"),
-    ("seed", int, "random seed (default: 0)"),
-    ("shapes_num_images", int, "--data shapes-verify: images to generate (default: 2000)"),
-    (
-        "init_from",
-        str,
-        "a finished run to start from, its vocabulary and encoder settings used: an `xmodal "
-        "train retrieval` run (the dual encoder's towers start the encoders) or a Transformer "
-        "captioner run, e.g. runs/demo (its encoder and decoder read the text against the "
-        "image: cross_attention fusion)",
-    ),
-    (
-        "audio_column",
-        str,
-        "pair-data column of WAV file paths (16-bit PCM; relative ones from the data file's "
-        "folder); adds the audio modality",
-    ),
-    (
-        "audio_samples",
-        int,
-        "samples per clip: longer ones cropped, shorter zero-padded (default: 16000)",
-    ),
-    ("audio_sample_rate", int, "sample rate every WAV file must have, in Hz (default: 16000)"),
-    (
-        "audio_num_mel_bins",
-        int,
-        "audio encoder: mel bands of the log-mel spectrogram (default: 40)",
-    ),
-    ("audio_hidden_dim", int, "audio encoder width (default: 32)"),
-    (
-        "tabular_embedding_dim",
-        int,
-        "tabular encoder: size of each category's embedding (default: 8)",
-    ),
-    ("tabular_hidden_dim", int, "tabular encoder width (default: 32)"),
-)
-
-# `xmodal train fusion` comma-separated list flags: (FusionTrainConfig field, help).
-_FUSION_LIST_FLAGS: tuple[tuple[str, str], ...] = (
-    (
-        "numeric_columns",
-        "comma-separated pair-data columns of numbers, standardised with the train split's "
-        "mean and variance; adds the tabular modality",
-    ),
-    (
-        "categorical_columns",
-        "comma-separated pair-data columns of categories, embedded (values the train split "
-        "lacks share one index); adds the tabular modality",
-    ),
-)
 
 
 def _fusion_modalities(args: argparse.Namespace) -> tuple[str, ...]:
@@ -375,39 +149,23 @@ def _fusion_modalities(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _fusion_config(args: argparse.Namespace) -> "FusionTrainConfig":
     """The `FusionTrainConfig` of parsed `xmodal train fusion` arguments."""
-    from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
-
-    names = [name for name, _, _ in _FUSION_FLAGS] + [name for name, _ in _FUSION_LIST_FLAGS]
-    settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    return FusionTrainConfig(
-        data=args.data,
-        modalities=_fusion_modalities(args),
-        baselines=args.baselines,
-        allow_outside_root=args.allow_outside_root,
-        **settings,
-        **_precision_settings(args),
-    )
+    return settings_from_flags(args, FusionTrainConfig, modalities=_fusion_modalities(args))
 
 
 def _cmd_train_fusion(args: argparse.Namespace) -> int:
-    from xmodal_keras.tasks.fusion.train import train_fusion
-
-    train_fusion(_fusion_config(args), args.out)
+    fusion.train_fusion(_fusion_config(args), args.out)
     return 0
 
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
-    from xmodal_keras.tasks.retrieval.retrieve import format_matches, retrieve
-
-    matches = retrieve(args.run_dir, query_text=args.query, image_path=args.image, k=args.k)
+    matches = retrieval.retrieve(
+        args.run_dir, query_text=args.query, image_path=args.image, k=args.k
+    )
     print(format_matches(matches))
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from xmodal_keras.runs.run_directory import RunDirectory, run_kind
-    from xmodal_keras.tasks.captioning.evaluate import evaluate_captioner, format_metrics_table
-
     kind = run_kind(args.run_dir)
     data = None if args.data is None else args.data[0] if len(args.data) == 1 else args.data
     if kind != "captioner" and (args.beam or args.max_images):
@@ -418,7 +176,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_fusion(args, data)
     if kind == "retrieval":
         return _evaluate_retrieval(args, data)
-    metrics = evaluate_captioner(
+    metrics = captioning.evaluate_captioner(
         args.run_dir,
         split=args.split,
         beam_width=args.beam,
@@ -428,18 +186,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     decoding = "greedy" if args.beam is None else f"beam {args.beam}"
     print(f"{args.split} split, {decoding} decoding")
-    print(format_metrics_table(metrics))
+    print(captioning.format_metrics_table(metrics))
     run = RunDirectory(args.run_dir)
     print(f"written to {run.metrics_dir_for(args.split, args.beam, data=data)}")
     return 0
 
 
 def _evaluate_fusion(args: argparse.Namespace, data) -> int:
-    from xmodal_keras.tasks.fusion.evaluate import evaluate_fusion
-
     if isinstance(data, list):
         raise ValueError(f"A fusion run reads one pair file or folder. Received: --data {data}")
-    results = evaluate_fusion(
+    results = fusion.evaluate_fusion(
         args.run_dir, splits=(args.split,), data=data, data_format=args.format
     )
     if not results:
@@ -453,9 +209,7 @@ def _evaluate_fusion(args: argparse.Namespace, data) -> int:
 
 
 def _evaluate_retrieval(args: argparse.Namespace, data) -> int:
-    from xmodal_keras.tasks.retrieval.retrieve import evaluate_retrieval
-
-    results = evaluate_retrieval(
+    results = retrieval.evaluate_retrieval(
         args.run_dir, splits=(args.split,), data=data, data_format=args.format
     )
     if not results:
@@ -471,9 +225,6 @@ def _evaluate_retrieval(args: argparse.Namespace, data) -> int:
 
 
 def _cmd_caption(args: argparse.Namespace) -> int:
-    from xmodal_keras.export.tflite_captioner import caption_tflite_files, is_tflite_export
-    from xmodal_keras.tasks.captioning.predict import caption_image_files
-
     if is_tflite_export(args.run_dir):
         if args.beam or args.attention_map:
             raise ValueError(
@@ -482,7 +233,7 @@ def _cmd_caption(args: argparse.Namespace) -> int:
             )
         results = caption_tflite_files(args.run_dir, args.images)
     else:
-        results = caption_image_files(
+        results = captioning.caption_image_files(
             args.run_dir, args.images, beam_width=args.beam, attention_map=args.attention_map
         )
     failed = 0
@@ -501,8 +252,6 @@ def _cmd_caption(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from xmodal_keras.runs.run_directory import run_kind
-
     kind = run_kind(args.run_dir)
     if kind == "retrieval":
         signatures = _export_retrieval(args)
@@ -517,12 +266,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_captioner(args: argparse.Namespace) -> str:
-    from xmodal_keras.tasks.captioning.export import export_saved_model, export_tflite
-
     if args.format == "tflite":
-        path = export_tflite(args.run_dir, args.out, name=args.name, quantize=args.quantize)
+        path = captioning.export_tflite(
+            args.run_dir, args.out, name=args.name, quantize=args.quantize
+        )
         return f"{path} (model.tflite, vocab.txt, metadata.json; xmodal caption {path} IMAGE)"
-    path = export_saved_model(
+    path = captioning.export_saved_model(
         args.run_dir,
         base_dir=args.out,
         name=args.name,
@@ -534,13 +283,11 @@ def _export_captioner(args: argparse.Namespace) -> str:
 
 
 def _export_retrieval(args: argparse.Namespace) -> str:
-    from xmodal_keras.tasks.retrieval.export import export_saved_model
-
     if args.format == "tflite":
         raise ValueError(
             f"Retrieval runs export as SavedModels only. Received: --format tflite, {args.run_dir}"
         )
-    path = export_saved_model(
+    path = retrieval.export_saved_model(
         args.run_dir,
         base_dir=args.out,
         name=args.name,
@@ -551,12 +298,10 @@ def _export_retrieval(args: argparse.Namespace) -> str:
 
 
 def _export_fusion(args: argparse.Namespace) -> str:
-    from xmodal_keras.tasks.fusion.export import export_saved_model, export_tflite
-
     if args.format == "tflite":
-        path = export_tflite(args.run_dir, args.out, name=args.name, quantize=args.quantize)
+        path = fusion.export_tflite(args.run_dir, args.out, name=args.name, quantize=args.quantize)
         return f"{path} (model.tflite, vocab.txt, metadata.json; signature classify)"
-    path = export_saved_model(
+    path = fusion.export_saved_model(
         args.run_dir,
         base_dir=args.out,
         name=args.name,
@@ -584,12 +329,6 @@ def _per_model_options(values: list[str], flag: str) -> dict:
 
 
 def _cmd_serve_config(args: argparse.Namespace) -> int:
-    from xmodal_keras.export.serving_config import (
-        model_folders,
-        server_flags,
-        write_serving_config,
-    )
-
     names = [folder.name for folder in model_folders(args.base_dir)]
     policies = _per_model_options(args.version_policy, "--version-policy")
     labels = _per_model_options(args.label, "--label")
@@ -610,8 +349,6 @@ def _cmd_serve_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from xmodal_keras.export.client import run_predict
-
     return run_predict(
         args.server,
         args.model,
@@ -624,47 +361,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from xmodal_keras.tasks.captioning.data import read_caption_data, shapes_root
-    from xmodal_keras.tasks.captioning.evaluate import evaluate_captioner, format_metrics_table
-    from xmodal_keras.tasks.captioning.predict import caption_image_files
-    from xmodal_keras.tasks.captioning.settings import DEMO_CONFIG, DEMO_QUICK_CONFIG
-    from xmodal_keras.tasks.captioning.train import train_captioner
-
-    config = DEMO_QUICK_CONFIG if args.quick else DEMO_CONFIG
-    start = time.perf_counter()
-    print(f"== 1/4 data: shapes dataset ({config.shapes_num_images} images)", flush=True)
-    root = shapes_root(config)
-    print(f"{root} (ready in {time.perf_counter() - start:.0f} s)\n", flush=True)
-
-    print(f"== 2/4 train a {config.decoder} captioner", flush=True)
-    print(
-        "settings: "
-        + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items() if k != "data"),
-        flush=True,
-    )
-    run = train_captioner(config, args.out)
-
-    print("\n== 3/4 evaluate on the test split (greedy and beam 3)", flush=True)
-    results = {
-        "greedy": evaluate_captioner(run, split="test"),
-        "beam 3": evaluate_captioner(run, split="test", beam_width=3),
-    }
-    print(format_metrics_table(results), flush=True)
-
-    print("\n== 4/4 caption test images, with attention heat-maps", flush=True)
-    test = read_caption_data(config).query("split == 'test'")
-    paths = sorted(test.image_path.unique())[: args.num_captions]
-    for result in caption_image_files(run, paths, attention_map=run.pictures_dir / "attention.png"):
-        print(f"{os.path.basename(result['path'])}: {result['caption']}")
-
-    print(f"\ndone in {time.perf_counter() - start:.0f} s. Everything is in {run.path}:")
-    print("  model.keras, vocab.txt, config.json   the trained captioner and its settings")
-    print("  history.csv, checkpoints/, backup/     training log, weights, resumable state")
-    print("  metrics/test_greedy/, test_beam3/      metrics.json + captions.jsonl")
-    print("  pictures/                              training curves, attention_<image>.png")
-    print(f"next: xmodal caption {run.path} IMAGE.png --attention-map map.png")
+    run_demo(args.out, quick=args.quick, num_captions=args.num_captions)
     return 0
 
 
@@ -699,49 +396,25 @@ def build_parser() -> argparse.ArgumentParser:
     captioner.add_argument("--out", required=True, help="run directory to write (or resume)")
     captioner.set_defaults(run=_cmd_train_captioner)
 
-    retrieval = train_commands.add_parser(
+    retrieval_parser = train_commands.add_parser(
         "retrieval", help="CLIP-style dual encoder (symmetric InfoNCE, learned temperature)"
     )
-    retrieval.add_argument(
-        "--data", nargs="+", default=["shapes"], help="shapes (default), or caption data paths"
-    )
-    for name, kind, text in _RETRIEVAL_FLAGS:
-        retrieval.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
-    _add_precision_flags(retrieval)
-    _add_allow_outside_root(retrieval)
-    retrieval.add_argument("--out", required=True, help="run directory to write (or resume)")
-    retrieval.set_defaults(run=_cmd_train_retrieval)
+    add_settings_flags(retrieval_parser, RetrievalTrainConfig)
+    retrieval_parser.add_argument("--out", required=True, help="run directory to write (or resume)")
+    retrieval_parser.set_defaults(run=_cmd_train_retrieval)
 
-    fusion = train_commands.add_parser(
+    fusion_parser = train_commands.add_parser(
         "fusion",
         help="image+text (+tabular, audio) classifier with a fusion strategy (and unimodal "
         "baselines)",
     )
-    fusion.add_argument(
-        "--data", default="shapes-verify", help="shapes-verify (default) or a pair dataset path"
-    )
-    fusion.add_argument(
-        "--modalities",
-        type=_name_list,
-        help="comma-separated from image, text, tabular, audio (default: image,text, plus "
-        "tabular with --numeric-columns/--categorical-columns, plus audio with --audio-column)",
-    )
-    for name, kind, text in _FUSION_FLAGS:
-        fusion.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
-    for name, text in _FUSION_LIST_FLAGS:
-        fusion.add_argument(
-            "--" + name.replace("_", "-"), dest=name, type=_name_list, metavar="COLUMNS", help=text
-        )
-    fusion.add_argument(
-        "--baselines", action="store_true", help="also train image-only and text-only models"
-    )
-    _add_precision_flags(fusion)
-    _add_allow_outside_root(fusion)
-    fusion.add_argument("--out", required=True, help="run directory to write (or resume)")
-    fusion.set_defaults(run=_cmd_train_fusion)
+    add_settings_flags(fusion_parser, FusionTrainConfig)
+    fusion_parser.add_argument("--out", required=True, help="run directory to write (or resume)")
+    fusion_parser.set_defaults(run=_cmd_train_fusion)
 
     retrieve = commands.add_parser(
-        "retrieve", help="top matches of a text or image query in a retrieval run's test index"
+        "retrieve",
+        help="top matches of a text or image query in a retrieval run's test index",
     )
     retrieve.add_argument("run_dir", metavar="RUN", help="run from `xmodal train retrieval`")
     query = retrieve.add_mutually_exclusive_group(required=True)

@@ -26,6 +26,10 @@ import keras
 import tensorflow as tf
 
 STRATEGY_NAMES: tuple[str, ...] = ("auto", "default", "mirrored", "multi_worker", "tpu")
+STRATEGY_HELP = (
+    "auto (a TF_CONFIG cluster: multi_worker; several GPUs: mirrored; a TPU: tpu; else "
+    "default), default, mirrored, multi_worker or tpu"
+)
 
 
 class WorkerInfo(NamedTuple):

@@ -19,6 +19,11 @@ import keras
 import tensorflow as tf
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+PRECISION_HELP = (
+    "auto (mixed_bfloat16 on a CPU with AMX bfloat16 units and no GPU, else float32), "
+    "float32, mixed_float16 (GPU) or mixed_bfloat16 (TPU, recent GPUs, CPUs)"
+)
+JIT_COMPILE_HELP = "XLA-compile the train step (faster on GPU/TPU, slower on CPU)"
 CPU_INFO = "/proc/cpuinfo"
 
 

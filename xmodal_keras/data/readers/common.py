@@ -39,6 +39,10 @@ SPLIT_NAMES_TEXT = "one of train, val, test (or dev, validation, restval)"
 # Captions / texts refused as missing values (compared lowercased).
 MISSING_VALUE_MARKERS = frozenset({"nan", "none", "null", "n/a", "<na>"})
 OUTSIDE_ROOT_HINT = "--allow-outside-root or allow_outside_root=True reads files elsewhere"
+ALLOW_OUTSIDE_ROOT_HELP = (
+    "read image (and audio) paths that leave the data folder (../x.png, absolute paths "
+    "elsewhere); refused by default"
+)
 # The supported formats, as named in "no such file" and "could not recognise" errors.
 CAPTION_FORMATS_HELP = (
     "flickr8k (a folder with Flickr8k.token.txt and Flickr_8k.{train,dev,test}Images.txt, "

@@ -13,20 +13,22 @@ import os
 from collections.abc import Iterable
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.data.text_tokenizer import caption_sequence_length
 from xmodal_keras.runs.run_settings import RunSettings
-from xmodal_keras.training.distribute import STRATEGY_NAMES
-from xmodal_keras.training.precision import check_precision, resolve_precision
+from xmodal_keras.runs.settings_flags import setting
+from xmodal_keras.training.distribute import STRATEGY_HELP, STRATEGY_NAMES
+from xmodal_keras.training.precision import (
+    JIT_COMPILE_HELP,
+    PRECISION_HELP,
+    PRECISIONS,
+    check_precision,
+    resolve_precision,
+)
 
 DECODERS = ("gru", "lstm", "transformer")
-
-
 SHAPES = "shapes"
-
-
 SHAPES_SEQUENCE_LENGTH = 22
-
-
 DEFAULT_SEQUENCE_LENGTH = 20
 
 
@@ -106,43 +108,75 @@ class CaptionerTrainConfig(RunSettings):
     picked_fields = frozenset({"sequence_length", "precision"})
     legacy_values = {"precision": "float32"}  # before the setting, every run was float32
 
-    data: str | tuple[str, ...] = SHAPES
-    format: str = "auto"
-    decoder: str = "transformer"
-    encoder: str = "residual_cnn"
-    weights: str | None = None
-    trainable_blocks: int | None = None
-    encoder_hidden_dim: int | None = None
-    encoder_num_layers: int | None = None
-    image_size: int = 64
-    sequence_length: int | None = None
-    min_count: int = 1
-    max_vocabulary_size: int | None = None
-    embedding_dim: int = 256
-    hidden_dim: int = 256
-    intermediate_dim: int | None = None
-    num_layers: int = 2
-    num_heads: int = 4
-    attention_dim: int | None = None
-    attention_regularization: float = 0.0
-    dropout: float = 0.1
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    warmup_steps: int | None = None
-    label_smoothing: float = 0.1
-    weight_decay: float = 1e-4
-    scale_learning_rate: bool = False
-    seed: int = 0
-    strategy: str = "auto"
-    precision: str = "auto"
-    jit_compile: bool = False
-    val_metrics_every: int = 1
-    val_metrics_images: int = 100
-    shapes_num_images: int = 5000
-    shapes_image_size: int = 64
-    shapes_seed: int = 0
-    allow_outside_root: bool = False
+    data: str | tuple[str, ...] = setting(
+        SHAPES,
+        "shapes, or caption data: Flickr8k folder, Karpathy/COCO JSON (several allowed), "
+        "CSV, a TFRecord folder",
+    )
+    format: str = setting(
+        "auto", "reader for --data paths: auto (detect), flickr8k, karpathy, coco, csv"
+    )
+    decoder: str = setting(
+        "transformer",
+        "gru (Show, Attend and Tell), lstm (Show and Tell) or transformer",
+        choices=DECODERS,
+    )
+    encoder: str = setting(
+        "residual_cnn",
+        "residual_cnn (a small ResNet with batch norm), small_cnn, mobilenet_v3_small, "
+        "mobilenet_v3_large, efficientnet_v2_b0, resnet50 or inception_v3",
+    )
+    weights: str | None = setting(
+        None, "encoder weights: imagenet or a weights file (default: none)"
+    )
+    trainable_blocks: int | None = setting(
+        None, "encoder blocks to fine-tune (default: all, or none with --weights)"
+    )
+    encoder_hidden_dim: int | None = setting(
+        None, "last-stage channels of residual_cnn / small_cnn (default: 128 / 64)"
+    )
+    encoder_num_layers: int | None = setting(
+        None, "stride-2 stages of residual_cnn / small_cnn (default: 3)"
+    )
+    image_size: int = setting(64, "square image side the model reads")
+    sequence_length: int | None = setting(
+        None,
+        "decoder length, caption tokens + 1 (default: 22 for shapes, else the length that "
+        "holds 99%% of the train captions whole)",
+    )
+    min_count: int = setting(1, "keep words seen at least this often in train captions")
+    max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
+    embedding_dim: int = setting(256, "GRU / LSTM word embedding size")
+    hidden_dim: int = setting(256, "decoder width")
+    intermediate_dim: int | None = setting(
+        None, "Transformer feed-forward width (default: 4 x --hidden-dim)"
+    )
+    num_layers: int = setting(2, "Transformer decoder blocks")
+    num_heads: int = setting(4, "Transformer attention heads")
+    attention_dim: int | None = setting(None, "GRU additive attention size (default: --hidden-dim)")
+    attention_regularization: float = setting(
+        0.0, "GRU doubly stochastic attention penalty (Show, Attend and Tell's lambda)"
+    )
+    dropout: float = setting(0.1, "dropout rate")
+    epochs: int = setting(10, "epochs; rerun with more to extend a finished run")
+    batch_size: int = setting(64, "batch per replica; the global batch is this x replicas")
+    learning_rate: float = setting(2e-3, "peak learning rate of warm-up + cosine decay")
+    warmup_steps: int | None = setting(
+        None, "linear warm-up steps (default: 5%% of the train steps)"
+    )
+    label_smoothing: float = setting(0.1, "label smoothing of the caption loss")
+    weight_decay: float = setting(1e-4, "AdamW weight decay")
+    scale_learning_rate: bool = setting(False, "multiply --learning-rate by the number of replicas")
+    seed: int = setting(0, "random seed: weights, shuffling, dropout")
+    strategy: str = setting("auto", STRATEGY_HELP, choices=STRATEGY_NAMES)
+    precision: str = setting("auto", PRECISION_HELP, choices=PRECISIONS)
+    jit_compile: bool = setting(False, JIT_COMPILE_HELP)
+    val_metrics_every: int = setting(1, "val BLEU-4 / CIDEr every N epochs, 0 = off")
+    val_metrics_images: int = setting(100, "val images those metrics caption")
+    shapes_num_images: int = setting(5000, "--data shapes: images to generate")
+    shapes_image_size: int = setting(64, "--data shapes: generated image side")
+    shapes_seed: int = setting(0, "--data shapes: generator seed")
+    allow_outside_root: bool = setting(False, ALLOW_OUTSIDE_ROOT_HELP)
 
     def __post_init__(self):
         if not isinstance(self.data, str):

@@ -8,30 +8,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
-from xmodal_keras.models.fusion_classifier import (
-    CLASSIFIER_FUSIONS,
-    MODALITIES,
-)
+from xmodal_keras.models.fusion_classifier import CLASSIFIER_FUSIONS, MODALITIES
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory, run_kind
 from xmodal_keras.runs.run_settings import RunSettings
+from xmodal_keras.runs.settings_flags import setting
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
-from xmodal_keras.training.distribute import STRATEGY_NAMES
-from xmodal_keras.training.precision import check_precision, resolve_precision
+from xmodal_keras.training.distribute import STRATEGY_HELP, STRATEGY_NAMES
+from xmodal_keras.training.precision import (
+    JIT_COMPILE_HELP,
+    PRECISION_HELP,
+    PRECISIONS,
+    check_precision,
+    resolve_precision,
+)
 
 SHAPES_VERIFY = "shapes-verify"
-
-
 SPLITS = ("train", "val", "test")
-
-
 EVALUATION_SPLITS = ("val", "test")
-
-
 TRAINER_MODALITIES = MODALITIES
-
-
 DEFAULT_MODALITIES = ("image", "text")
 
 
@@ -42,12 +39,9 @@ RESERVED_COLUMNS = frozenset(
     | {"images", "token_ids", "audio", "tabular", "image_bytes"}
 )
 
-
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-
 CLASS_WEIGHTS = (None, "balanced")
-
 
 BASELINES = {"image_only": ("image",), "text_only": ("text",)}
 
@@ -83,7 +77,6 @@ INIT_FROM_FIELDS = (
     "num_heads",
     "projection_dim",
 )
-
 
 INIT_FROM_KINDS = ("retrieval", "captioner")
 
@@ -157,50 +150,99 @@ class FusionTrainConfig(RunSettings):
     picked_fields = frozenset({"precision"})
     legacy_values = {"precision": "float32"}  # before the setting, every run was float32
 
-    data: str = SHAPES_VERIFY
-    format: str = "auto"
-    fusion: str = "concat"
-    modalities: tuple[str, ...] = DEFAULT_MODALITIES
-    encoder: str = "small_cnn"
-    weights: str | None = None
-    trainable_blocks: int | None = None
-    encoder_hidden_dim: int | None = 64
-    encoder_num_layers: int | None = None
-    image_size: int = 64
-    sequence_length: int | None = None
-    min_count: int = 1
-    max_vocabulary_size: int | None = None
-    text_encoder: str = "bigru"
-    embedding_dim: int = 64
-    hidden_dim: int = 64
-    num_layers: int = 1
-    num_heads: int = 2
-    projection_dim: int = 64
-    head_hidden_dim: int | None = None
-    dropout: float = 0.0
-    epochs: int = 10
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    class_weight: str | None = None
-    seed: int = 0
-    strategy: str = "auto"
-    precision: str = "auto"
-    jit_compile: bool = False
-    baselines: bool = False
-    shapes_num_images: int = 2000
-    shapes_image_size: int = 64
-    shapes_seed: int = 0
-    init_from: str | None = None
-    numeric_columns: tuple[str, ...] = ()
-    categorical_columns: tuple[str, ...] = ()
-    tabular_embedding_dim: int = 8
-    tabular_hidden_dim: int = 32
-    audio_column: str | None = None
-    audio_samples: int = 16000
-    audio_sample_rate: int = 16000
-    audio_num_mel_bins: int = 40
-    audio_hidden_dim: int = 32
-    allow_outside_root: bool = False
+    data: str = setting(
+        SHAPES_VERIFY, "shapes-verify, or pair data: a Hateful-Memes JSONL folder or file, a CSV"
+    )
+    format: str = setting("auto", "reader for --data: auto (detect), hateful_memes or csv")
+    fusion: str = setting(
+        "concat",
+        "concat, weighted_sum, product, gated, cross_attention, bilinear or late",
+        choices=CLASSIFIER_FUSIONS,
+    )
+    modalities: tuple[str, ...] = setting(
+        DEFAULT_MODALITIES,
+        "comma-separated from image, text, tabular, audio (without the flag: image,text, "
+        "plus tabular with --numeric-columns/--categorical-columns, plus audio with "
+        "--audio-column)",
+    )
+    encoder: str = setting(
+        "small_cnn", "image encoder: small_cnn, residual_cnn or a keras.applications name"
+    )
+    weights: str | None = setting(
+        None, "encoder weights: imagenet or a weights file (default: random init)"
+    )
+    trainable_blocks: int | None = setting(
+        None, "encoder blocks to fine-tune (default: all, or none with --weights)"
+    )
+    encoder_hidden_dim: int | None = setting(64, "last-stage channels of a from-scratch encoder")
+    encoder_num_layers: int | None = setting(
+        None, "stride-2 stages of a from-scratch encoder (default: 3)"
+    )
+    image_size: int = setting(64, "square image side the image encoder reads")
+    sequence_length: int | None = setting(
+        None, "words + 1 kept per text (default: 16 for shapes-verify, else 40)"
+    )
+    min_count: int = setting(1, "keep words seen at least this often in train texts")
+    max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
+    text_encoder: str = setting(
+        "bigru", "text encoder: bigru or transformer", choices=TEXT_ENCODER_KINDS
+    )
+    embedding_dim: int = setting(64, "token embedding size")
+    hidden_dim: int = setting(64, "text encoder width")
+    num_layers: int = setting(1, "text encoder layers")
+    num_heads: int = setting(2, "transformer text encoder: attention heads")
+    projection_dim: int = setting(64, "shared space size")
+    head_hidden_dim: int | None = setting(
+        None, "the classification head's hidden layer (default: --projection-dim)"
+    )
+    dropout: float = setting(0.0, "dropout of the projection heads and the head")
+    epochs: int = setting(10, "epochs; rerun with more to extend a finished run")
+    batch_size: int = setting(32, "pairs per step")
+    learning_rate: float = setting(1e-3, "peak learning rate of warm-up + cosine decay")
+    class_weight: str | None = setting(
+        None,
+        "balanced: weight classes by inverse frequency (default: none)",
+        choices=("balanced",),
+    )
+    seed: int = setting(0, "random seed: weights, shuffling, dropout")
+    strategy: str = setting("auto", STRATEGY_HELP, choices=STRATEGY_NAMES)
+    precision: str = setting("auto", PRECISION_HELP, choices=PRECISIONS)
+    jit_compile: bool = setting(False, JIT_COMPILE_HELP)
+    baselines: bool = setting(False, "also train image-only and text-only models")
+    shapes_num_images: int = setting(2000, "--data shapes-verify: images to generate")
+    shapes_image_size: int = setting(64, "--data shapes-verify: generated image side")
+    shapes_seed: int = setting(0, "--data shapes-verify: generator seed")
+    init_from: str | None = setting(
+        None,
+        "a finished run to start from, its vocabulary and encoder settings used: an `xmodal "
+        "train retrieval` run (the dual encoder's towers start the encoders) or a Transformer "
+        "captioner run, e.g. runs/demo (its encoder and decoder read the text against the "
+        "image: cross_attention fusion)",
+    )
+    numeric_columns: tuple[str, ...] = setting(
+        (),
+        "comma-separated pair-data columns of numbers, standardised with the train split's "
+        "mean and variance; adds the tabular modality",
+    )
+    categorical_columns: tuple[str, ...] = setting(
+        (),
+        "comma-separated pair-data columns of categories, embedded (values the train split "
+        "lacks share one index); adds the tabular modality",
+    )
+    tabular_embedding_dim: int = setting(8, "tabular encoder: size of each category's embedding")
+    tabular_hidden_dim: int = setting(32, "tabular encoder width")
+    audio_column: str | None = setting(
+        None,
+        "pair-data column of WAV file paths (16-bit PCM; relative ones from the data file's "
+        "folder); adds the audio modality",
+    )
+    audio_samples: int = setting(
+        16000, "samples per clip: longer ones cropped, shorter zero-padded"
+    )
+    audio_sample_rate: int = setting(16000, "sample rate every WAV file must have, in Hz")
+    audio_num_mel_bins: int = setting(40, "audio encoder: mel bands of the log-mel spectrogram")
+    audio_hidden_dim: int = setting(32, "audio encoder width")
+    allow_outside_root: bool = setting(False, ALLOW_OUTSIDE_ROOT_HELP)
 
     def __post_init__(self):
         object.__setattr__(self, "data", os.fspath(self.data))

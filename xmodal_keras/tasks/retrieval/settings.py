@@ -4,15 +4,21 @@ import dataclasses
 import os
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
 from xmodal_keras.runs.run_settings import RunSettings
+from xmodal_keras.runs.settings_flags import setting
 from xmodal_keras.tasks.captioning.settings import SHAPES
-from xmodal_keras.training.distribute import STRATEGY_NAMES
-from xmodal_keras.training.precision import check_precision, resolve_precision
+from xmodal_keras.training.distribute import STRATEGY_HELP, STRATEGY_NAMES
+from xmodal_keras.training.precision import (
+    JIT_COMPILE_HELP,
+    PRECISION_HELP,
+    PRECISIONS,
+    check_precision,
+    resolve_precision,
+)
 
 INDEX_FILE = "retrieval_index.npz"
-
-
 SPLITS = ("train", "val", "test")
 
 
@@ -57,40 +63,64 @@ class RetrievalTrainConfig(RunSettings):
     picked_fields = frozenset({"precision"})
     legacy_values = {"precision": "float32"}  # before the setting, every run was float32
 
-    data: str | tuple[str, ...] = SHAPES
-    format: str = "auto"
-    encoder: str = "small_cnn"
-    weights: str | None = None
-    trainable_blocks: int | None = None
-    encoder_hidden_dim: int | None = 64
-    encoder_num_layers: int | None = None
-    image_size: int = 64
-    sequence_length: int | None = None
-    min_count: int = 1
-    max_vocabulary_size: int | None = None
-    text_encoder: str = "bigru"
-    embedding_dim: int = 128
-    hidden_dim: int = 128
-    num_layers: int = 1
-    num_heads: int = 2
-    intermediate_dim: int | None = None
-    projection_dim: int = 64
-    dropout: float = 0.0
-    initial_temperature: float = 0.07
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    warmup_steps: int | None = None
-    weight_decay: float = 1e-4
-    seed: int = 0
-    strategy: str = "auto"
-    precision: str = "auto"
-    jit_compile: bool = False
-    index_split: str = "test"
-    shapes_num_images: int = 5000
-    shapes_image_size: int = 64
-    shapes_seed: int = 0
-    allow_outside_root: bool = False
+    data: str | tuple[str, ...] = setting(
+        SHAPES, "shapes, or caption data: Flickr8k folder, Karpathy/COCO JSON, CSV"
+    )
+    format: str = setting(
+        "auto", "reader for --data paths: auto (detect), flickr8k, karpathy, coco, csv"
+    )
+    encoder: str = setting(
+        "small_cnn", "image backbone: small_cnn, residual_cnn or a keras.applications name"
+    )
+    weights: str | None = setting(
+        None, "backbone weights: imagenet or a weights file (default: random init)"
+    )
+    trainable_blocks: int | None = setting(
+        None, "backbone blocks to fine-tune (default: all, or none with --weights)"
+    )
+    encoder_hidden_dim: int | None = setting(64, "last-stage channels of a from-scratch encoder")
+    encoder_num_layers: int | None = setting(
+        None, "stride-2 stages of a from-scratch encoder (default: 3)"
+    )
+    image_size: int = setting(64, "square image side the image tower reads")
+    sequence_length: int | None = setting(
+        None, "caption words + 1 the text tower keeps (default: 22 for shapes, else 20)"
+    )
+    min_count: int = setting(1, "keep words seen at least this often in train captions")
+    max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
+    text_encoder: str = setting(
+        "bigru", "text tower: bigru or transformer", choices=TEXT_ENCODER_KINDS
+    )
+    embedding_dim: int = setting(128, "text tower token embedding size")
+    hidden_dim: int = setting(128, "text tower width")
+    num_layers: int = setting(1, "text tower layers")
+    num_heads: int = setting(2, "transformer text tower: attention heads")
+    intermediate_dim: int | None = setting(
+        None, "transformer text tower: feed-forward width (default: 2 x --hidden-dim)"
+    )
+    projection_dim: int = setting(64, "shared embedding size")
+    dropout: float = setting(0.0, "dropout of the text tower and the projection heads")
+    initial_temperature: float = setting(0.07, "starting (learned) temperature of the logits")
+    epochs: int = setting(10, "epochs; rerun with more to extend a finished run")
+    batch_size: int = setting(64, "image-caption pairs per step: the contrastive negatives")
+    learning_rate: float = setting(1e-3, "peak learning rate of warm-up + cosine decay")
+    warmup_steps: int | None = setting(
+        None, "linear warm-up steps (default: 5%% of the train steps)"
+    )
+    weight_decay: float = setting(1e-4, "AdamW weight decay")
+    seed: int = setting(0, "random seed: weights, shuffling, dropout")
+    strategy: str = setting("auto", STRATEGY_HELP, choices=STRATEGY_NAMES)
+    precision: str = setting("auto", PRECISION_HELP, choices=PRECISIONS)
+    jit_compile: bool = setting(False, JIT_COMPILE_HELP)
+    index_split: str = setting(
+        "test",
+        "split embedded into the run's index for `xmodal retrieve`",
+        choices=(*SPLITS, "all"),
+    )
+    shapes_num_images: int = setting(5000, "--data shapes: images to generate")
+    shapes_image_size: int = setting(64, "--data shapes: generated image side")
+    shapes_seed: int = setting(0, "--data shapes: generator seed")
+    allow_outside_root: bool = setting(False, ALLOW_OUTSIDE_ROOT_HELP)
 
     def __post_init__(self):
         if not isinstance(self.data, str):

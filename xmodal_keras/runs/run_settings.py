@@ -78,6 +78,38 @@ class RunSettings:
         }
         return dataclasses.replace(self, **picked)
 
+    def resolved(self):
+        """These settings with what they leave to be picked filled in (a settings class
+        with such fields overrides this)."""
+        return self
+
+    def for_run(self, run):
+        """These settings for `run` (a `RunDirectory`): when it holds a `config.json`, the
+        picked fields it started with (`resumed_from`), after checking that the resolved
+        settings are the ones it was started with (`check_resumable`); else themselves.
+
+        Example:
+
+        >>> import tempfile
+        >>> from xmodal_keras.runs.run_directory import RunDirectory
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Settings(RunSettings):
+        ...     picked_fields = frozenset({"precision"})
+        ...     precision: str = "auto"
+        ...     epochs: int = 1
+        >>> run = RunDirectory(tempfile.mkdtemp()).create()
+        >>> Settings().for_run(run)
+        Settings(precision='auto', epochs=1)
+        >>> run.write_config({"precision": "mixed_bfloat16", "epochs": 1})
+        >>> Settings(epochs=4).for_run(run)
+        Settings(precision='mixed_bfloat16', epochs=4)
+        """
+        if not run.has_config():
+            return self
+        settings = self.resumed_from(run)
+        settings.resolved().check_resumable(run)
+        return settings
+
     def check_resumable(self, run) -> None:
         """Raise `ValueError` when `run` (a `RunDirectory` with a `config.json`) holds other
         settings than these, apart from `resumable_fields`. Settings added since the file

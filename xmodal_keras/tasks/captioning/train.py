@@ -207,9 +207,7 @@ def train_captioner(
     strategy = get_strategy(config.strategy)
     worker = worker_info(strategy)
     run = RunDirectory(out_dir).check_writable()
-    if run.has_config():
-        config = config.resumed_from(run)  # its sequence_length and precision
-        config.resolved().check_resumable(run)
+    config = config.for_run(run)  # a resumed run: its sequence_length and precision
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
 

@@ -123,8 +123,6 @@ def build_fusion_model_from_config(
     build = functools.partial(
         _build_fusion_model, config, vocabulary_size, num_classes, init_model, frame=frame
     )
-    if config.precision == "float32":
-        return build()
     with dtype_policy(config.precision):
         return build()
 
@@ -278,9 +276,7 @@ def train_fusion(
     """
     strategy = get_strategy(config.strategy)  # multi-worker: before any other TF op
     run = RunDirectory(out_dir).check_writable()
-    if run.has_config():
-        config = config.resumed_from(run)  # the precision it started with
-    config = config.resolved()
+    config = config.for_run(run).resolved()
     _warn_about_other_shapes_data(config)
     frame = read_pair_data(config)
     preflight_images(frame, source=config.data)

@@ -54,8 +54,6 @@ def build_dual_encoder_from_config(
     """The (untrained) dual encoder the settings describe, computing in its `precision`
     (mixed: 16 bits, float32 variables and logits)."""
     config = config.resolved()
-    if config.precision == "float32":
-        return _build_dual_encoder(config, vocabulary_size)
     with dtype_policy(config.precision):
         return _build_dual_encoder(config, vocabulary_size)
 
@@ -117,11 +115,7 @@ def train_retrieval(
     strategy = get_strategy(config.strategy)  # multi-worker: before any other TF op
     chief = is_chief(strategy)
     run = RunDirectory(out_dir).check_writable()
-    if run.has_config():
-        config = config.resumed_from(run)  # the precision it started with
-    config = config.resolved()
-    if run.has_config():
-        config.check_resumable(run)
+    config = config.for_run(run).resolved()
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from pair_csvs import make_pair_csv
 from test_cli import run_xmodal
 
-from xmodal_keras.cli import _fusion_config, build_parser, main
+from xmodal_keras.cli import build_parser, commands, main
 
 TINY_FLAGS = [
     "--image-size=32",
@@ -61,7 +61,9 @@ def test_train_evaluate_and_export_a_fusion_run(tiny_shapes_dir, tmp_path, capsy
 
 def fusion_config(*argv: str):
     """The `FusionTrainConfig` that `xmodal train fusion ARGV` trains with."""
-    return _fusion_config(build_parser().parse_args(["train", "fusion", *argv, "--out", "run"]))
+    return commands.fusion_config(
+        build_parser().parse_args(["train", "fusion", *argv, "--out", "run"])
+    )
 
 
 def test_side_input_flags_set_their_config_fields():
@@ -90,8 +92,6 @@ def test_side_input_flags_set_their_config_fields():
 
 
 def test_encoder_precision_and_xla_flags_reach_fusion_and_retrieval():
-    from xmodal_keras.cli import _retrieval_config
-
     config = fusion_config(
         "--encoder=residual_cnn", "--weights=w.h5", "--precision=mixed_bfloat16", "--jit-compile"
     )
@@ -99,7 +99,7 @@ def test_encoder_precision_and_xla_flags_reach_fusion_and_retrieval():
     assert (config.precision, config.jit_compile) == ("mixed_bfloat16", True)
     assert (fusion_config().precision, fusion_config().jit_compile) == ("auto", False)
     argv = ["train", "retrieval", "--precision=float32", "--jit-compile", "--out", "run"]
-    retrieval = _retrieval_config(build_parser().parse_args(argv))
+    retrieval = commands.retrieval_config(build_parser().parse_args(argv))
     assert (retrieval.precision, retrieval.jit_compile) == ("float32", True)
 
 

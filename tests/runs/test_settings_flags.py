@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from xmodal_keras import cli
+from xmodal_keras.cli import commands
 from xmodal_keras.runs.settings_flags import add_settings_flags, setting, settings_from_flags
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
@@ -62,7 +63,7 @@ def test_each_flag_sets_its_own_setting(words):
     args = cli.build_parser().parse_args(argv)
     config = settings_from_flags(args, settings_class)
     if settings_class is FusionTrainConfig:
-        config = cli._fusion_config(args)
+        config = commands.fusion_config(args)
     assert config == defaults
 
 
@@ -71,7 +72,7 @@ def test_values_reach_the_settings():
         ["train", "captioner", "--data", "a.json", "b.json", "--epochs", "3", "--jit-compile"]
         + ["--learning-rate", "5e-4", "--weights", "imagenet", "--out", "runs/x"]
     )
-    config = cli._captioner_config(args)
+    config = commands.captioner_config(args)
     assert config.data == ("a.json", "b.json") and config.epochs == 3
     assert config.jit_compile is True and config.learning_rate == 5e-4
     assert config.weights == "imagenet" and config.decoder == "transformer"
@@ -79,7 +80,7 @@ def test_values_reach_the_settings():
         ["train", "fusion", "--data", "pairs.csv", "--numeric-columns", "age, income"]
         + ["--audio-column", "clip", "--out", "runs/f"]
     )
-    config = cli._fusion_config(args)
+    config = commands.fusion_config(args)
     assert config.numeric_columns == ("age", "income")
     assert config.modalities == ("image", "text", "tabular", "audio")
 

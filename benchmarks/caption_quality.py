@@ -97,7 +97,7 @@ import keras_io_captioner as baseline  # noqa: E402
 
 from xmodal_keras.data.digits import load_digits_scenes  # noqa: E402
 from xmodal_keras.data.shapes import load_shapes  # noqa: E402
-from xmodal_keras.evaluation.caption_metrics import compute_caption_metrics  # noqa: E402
+from xmodal_keras.evaluation.caption_metrics import compute_caption_metrics
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.evaluate import evaluate_captioner
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig

@@ -17,15 +17,11 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from xmodal_keras.evaluation import caption_metrics
-from xmodal_keras.evaluation.caption_metrics import (
-    METRIC_KEYS,
-    close_meteor,
-    compute_caption_metrics,
-    simple_tokenize,
-    tokenize_captions,
-    write_caption_results,
-)
+from xmodal_keras.evaluation import caption_metrics, meteor_server
+from xmodal_keras.evaluation.caption_metrics import METRIC_KEYS, compute_caption_metrics
+from xmodal_keras.evaluation.caption_results import write_caption_results
+from xmodal_keras.evaluation.caption_tokenization import simple_tokenize, tokenize_captions
+from xmodal_keras.evaluation.meteor_server import close_meteor
 
 requires_java = pytest.mark.skipif(
     shutil.which("java") is None, reason="needs Java (PTB tokenizer, METEOR); CI installs a JRE"
@@ -95,7 +91,7 @@ def _close_direct_meteor(scorer):
 
 
 def _meteor_process():
-    meteor = caption_metrics._METEOR._meteor
+    meteor = meteor_server.SHARED_METEOR._meteor
     return None if meteor is None else meteor.meteor_p
 
 
@@ -431,8 +427,8 @@ def test_meteor_recovers_from_a_dead_or_hung_process(monkeypatch):
     assert process.poll() is None
 
     # Hung mid-call: the watchdog kills it, the call raises, the process is reaped.
-    monkeypatch.setattr(caption_metrics._MeteorServer, "START_TIMEOUT_S", 0.0)
-    monkeypatch.setattr(caption_metrics._MeteorServer, "TIMEOUT_S_PER_IMAGE", 0.0)
+    monkeypatch.setattr(meteor_server._MeteorServer, "START_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(meteor_server._MeteorServer, "TIMEOUT_S_PER_IMAGE", 0.0)
     with pytest.raises(RuntimeError, match=r"METEOR \(java -jar meteor-1\.5\.jar\) timed out"):
         compute_caption_metrics(REFERENCES, CANDIDATES, tokenizer="ptb", metrics=("meteor",))
     assert _meteor_process() is None and process.returncode is not None

@@ -1,14 +1,12 @@
 """Evaluation: COCO caption metrics, shapes scene faithfulness, retrieval recall@K,
 classification metrics, plots."""
 
-from xmodal_keras.evaluation.caption_metrics import (
-    METRIC_KEYS,
-    close_meteor,
-    compute_caption_metrics,
+from xmodal_keras.evaluation.caption_metrics import METRIC_KEYS, compute_caption_metrics
+from xmodal_keras.evaluation.caption_results import write_caption_results
+from xmodal_keras.evaluation.caption_tokenization import (
     java_available,
     simple_tokenize,
     tokenize_captions,
-    write_caption_results,
 )
 from xmodal_keras.evaluation.classification import (
     binary_auroc,
@@ -17,6 +15,7 @@ from xmodal_keras.evaluation.classification import (
     macro_f1,
     plot_confusion_matrix,
 )
+from xmodal_keras.evaluation.meteor_server import close_meteor
 from xmodal_keras.evaluation.plots import (
     plot_attention_map,
     plot_training_curves,

@@ -17,11 +17,8 @@ from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.shapes import read_scenes
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.decoding.caption_images import caption_paths
-from xmodal_keras.evaluation.caption_metrics import (
-    METRIC_GROUPS,
-    compute_caption_metrics,
-    write_caption_results,
-)
+from xmodal_keras.evaluation.caption_metrics import METRIC_GROUPS, compute_caption_metrics
+from xmodal_keras.evaluation.caption_results import write_caption_results
 from xmodal_keras.evaluation.scene_faithfulness import scene_faithfulness
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.data import data_name, read_caption_data, shapes_root

@@ -143,6 +143,19 @@ def test_search_traces_with_an_unknown_batch_size(generator):
     np.testing.assert_array_equal(three[:1], one)
 
 
+def test_generate_traces_once_for_every_batch_size(generator):
+    """Batch 1, then 3, then 2: one graph per decoding setting and image dtype."""
+    for batch in (1, 3, 2):
+        generator.generate(IMAGES[:batch], method="beam", beam_width=2)
+    generator.generate(IMAGES[:2].astype("float32"), method="beam", beam_width=2)
+    traced = {
+        key[2].name: function.experimental_get_tracing_count()
+        for key, function in generator._functions.items()
+        if key[0].method == "beam" and key[0].beam_width == 2 and not key[1]
+    }
+    assert traced == {"uint8": 1, "float32": 1}
+
+
 def test_generator_rejects_mismatched_inputs(generator):
     with pytest.raises(ValueError, match=r"Received: shape=\(2, 16, 16, 3\)"):
         generator.generate(np.zeros((2, 16, 16, 3), "uint8"))

@@ -22,7 +22,7 @@ from xmodal_keras.export.dual_encoder_export import export_dual_encoder
 from xmodal_keras.export.fusion_export import export_fusion_classifier
 from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
-from xmodal_keras.export.saved_model_export import EXPORT_INFO_FILE
+from xmodal_keras.export.saved_model_base import EXPORT_INFO_FILE
 from xmodal_keras.export.tflite_ops import non_builtin_ops
 from xmodal_keras.export.warmup_requests import WARMUP_FILE, read_warmup_requests
 from xmodal_keras.models.dual_encoder import build_dual_encoder

@@ -26,21 +26,18 @@ import tensorflow as tf
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.export.float32_model import float32_copy
-from xmodal_keras.export.fusion_export import (
-    DEFAULT_WARMUP_TEXT,
-    IMAGE_BYTES_INPUT,
-    TEXT_INPUT,
-    check_tokenizer,
-    image_size,
-)
+from xmodal_keras.export.fusion_export import IMAGE_BYTES_INPUT, TEXT_INPUT
 from xmodal_keras.export.image_bytes import (
     DEFAULT_MAX_PIXELS,
     decode_image_batch,
     nonempty_batch,
     nonempty_inputs,
 )
-from xmodal_keras.export.saved_model_export import (
+from xmodal_keras.export.saved_model_base import (
+    DEFAULT_WARMUP_TEXT,
+    check_tokenizer,
     drawn_jpeg,
+    image_size,
     serving_model_dir,
     write_serving_version,
 )

@@ -37,8 +37,11 @@ from xmodal_keras.export.image_bytes import (
     decode_image_batch,
     nonempty_inputs,
 )
-from xmodal_keras.export.saved_model_export import (
+from xmodal_keras.export.saved_model_base import (
+    DEFAULT_WARMUP_TEXT,
+    check_tokenizer,
     drawn_jpeg,
+    image_size,
     serving_model_dir,
     write_serving_version,
 )
@@ -49,34 +52,6 @@ SIGNATURES = (CLASSIFY_SIGNATURE, "serving_default")
 IMAGE_BYTES_INPUT = "image_bytes"
 TEXT_INPUT = "text"
 AUDIO_INPUT = "audio"
-DEFAULT_WARMUP_TEXT = "a red circle"
-
-
-def image_size(model: keras.Model, key: str = "images") -> tuple[int, int]:
-    """`(height, width)` of a model's uint8 image input `key` (a fixed size is required)."""
-    tensor = model.input[key] if isinstance(model.input, dict) else model.input
-    height, width = tensor.shape[1:3]
-    if height is None or width is None or tensor.shape[-1] != 3:
-        raise ValueError(
-            f"Exporting needs a fixed-size RGB image input. Received: {key} shape={tensor.shape}"
-        )
-    return int(height), int(width)
-
-
-def check_tokenizer(tokenizer: CaptionTokenizer | None, ids_length: int) -> CaptionTokenizer:
-    """`tokenizer` when it makes token ids of the model's length `ids_length`."""
-    if not isinstance(tokenizer, CaptionTokenizer):
-        raise ValueError(
-            "A model with a text input needs its `CaptionTokenizer`. "
-            f"Received: tokenizer={tokenizer!r}"
-        )
-    if tokenizer.sequence_length + 1 != ids_length:
-        raise ValueError(
-            f"The tokenizer makes {tokenizer.sequence_length + 1} ids a text but the model "
-            f"reads {ids_length}; use `CaptionTokenizer(sequence_length={ids_length - 1})`. "
-            f"Received: tokenizer.sequence_length={tokenizer.sequence_length}"
-        )
-    return tokenizer
 
 
 def _check_classifier(model: keras.Model) -> dict:

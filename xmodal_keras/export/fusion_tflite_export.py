@@ -20,7 +20,6 @@ Quantization (`quantize=`): `"none"` (float32), `"float16"` (float16 weights) or
 `"dynamic"` (int8 weights, float activations).
 """
 
-import json
 import os
 import pathlib
 import tempfile
@@ -29,15 +28,14 @@ import keras
 import tensorflow as tf
 
 from xmodal_keras.data.text_tokenizer import SPECIAL_TOKENS, CaptionTokenizer
-from xmodal_keras.export.atomic_directory import atomic_directory
 from xmodal_keras.export.float32_model import float32_copy
-from xmodal_keras.export.fusion_export import check_tokenizer, image_size
-from xmodal_keras.export.tflite_export import (
-    METADATA_FILE,
+from xmodal_keras.export.saved_model_base import check_tokenizer, image_size
+from xmodal_keras.export.tflite_base import (
     MODEL_FILE,
-    TFLITE_DIR_SUFFIX,
     VOCABULARY_FILE,
     signature_details,
+    tflite_folder,
+    write_tflite_folder,
 )
 from xmodal_keras.export.tflite_ops import list_tflite_ops, non_builtin_ops
 
@@ -232,21 +230,11 @@ def export_fusion_classifier_tflite(
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}. Received: {quantize=!r}")
-    if not isinstance(name, str) or not name or os.sep in name or name in (".", ".."):
-        raise ValueError(f"`name` must be a plain folder name. Received: name={name!r}")
     module = ClassifierTFLiteModule(model)  # checks the model
     vocabulary = None
     if "token_ids" in module.input_names:
         vocabulary = check_tokenizer(tokenizer, model.input["token_ids"].shape[1])
-    final_dir = pathlib.Path(out_dir) / f"{name}{TFLITE_DIR_SUFFIX}"
-    if final_dir.exists():
-        raise FileExistsError(f"Refusing to overwrite an existing folder: {final_dir}")
+    final_dir = tflite_folder(out_dir, name)
     flatbuffer, _ = convert_fusion_classifier(model, quantize=quantize)
     metadata = build_metadata(model, vocabulary, flatbuffer, quantize=quantize)
-    with atomic_directory(final_dir) as tmp:
-        (tmp / MODEL_FILE).write_bytes(flatbuffer)
-        if vocabulary is not None:
-            vocabulary.save_vocabulary(tmp / VOCABULARY_FILE)
-        text = json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        (tmp / METADATA_FILE).write_text(text, encoding="utf-8")
-    return final_dir
+    return write_tflite_folder(final_dir, flatbuffer, metadata, vocabulary)

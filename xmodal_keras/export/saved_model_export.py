@@ -20,34 +20,31 @@ Image bytes are checked from their header before decoding (`image_bytes.py`): a 
 oversized image fails its request with `InvalidArgument`, and the server stays up.
 """
 
-import io
-import json
 import os
 import pathlib
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import keras
 import tensorflow as tf
-from PIL import Image, ImageDraw
-from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.image_preprocessing import resize_image
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOptions
-from xmodal_keras.export.atomic_directory import write_version
 from xmodal_keras.export.float32_model import float32_copy
-from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
 from xmodal_keras.export.image_bytes import (
     DEFAULT_MAX_PIXELS,
     decode_image_batch,
     nonempty_batch,
 )
-from xmodal_keras.export.warmup_requests import warmup_request, write_prediction_logs
+from xmodal_keras.export.saved_model_base import (
+    drawn_jpeg,
+    serving_model_dir,
+    write_serving_version,
+)
+from xmodal_keras.export.warmup_requests import warmup_request
 
 SIGNATURES = ("serving_default", "caption_beam", "caption_pixels", "embed_image")
-EXPORT_INFO_FILE = "xmodal_export.json"
 
 
 def build_serving_archive(
@@ -113,27 +110,6 @@ def build_serving_archive(
     return archive
 
 
-def drawn_jpeg() -> bytes:
-    """A small drawn JPEG (a red disc on grey): the warm-up image when none is given."""
-    image = Image.new("RGB", (64, 64), (200, 200, 200))
-    ImageDraw.Draw(image).ellipse((16, 16, 48, 48), fill=(200, 30, 30))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-def default_model_name(folder: str | os.PathLike) -> str:
-    """A folder's name as a TF Serving model name (letters, digits, `_`, `-`).
-
-    Example:
-
-    >>> default_model_name("runs/demo run")
-    'demo_run'
-    """
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", pathlib.Path(folder).resolve().name).strip("_")
-    return name or "captioner"
-
-
 def export_captioner_saved_model(
     model: keras.Model,
     tokenizer: CaptionTokenizer,
@@ -196,59 +172,3 @@ def export_captioner_saved_model(
     image = warmup_image or drawn_jpeg()
     warmup = [warmup_request(model_dir.name, s, image) for s in SIGNATURES]
     return write_serving_version(archive, model_dir, version=version, warmup_logs=warmup, info=info)
-
-
-def serving_model_dir(
-    base_dir: str | os.PathLike, name: str, version: int | None = None
-) -> pathlib.Path:
-    """`base_dir/name`, TF Serving's model folder, after checking `name` (letters, digits,
-    `_`, `-`) and `version` (None, or a positive int that does not exist yet), so a bad
-    argument is refused before anything is traced.
-
-    Example:
-
-    >>> import tempfile
-    >>> serving_model_dir(tempfile.mkdtemp(), "fusion").name
-    'fusion'
-    """
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise ValueError(
-            f"`name` must use letters, digits, '_' and '-' only. Received: name={name!r}"
-        )
-    model_dir = pathlib.Path(base_dir) / name
-    if version is not None:
-        check_positive_int("version", version)
-        if (model_dir / str(version)).exists():
-            raise FileExistsError(
-                f"Refusing to overwrite an existing folder: {model_dir / str(version)}"
-            )
-    return model_dir
-
-
-def write_serving_version(
-    archive: keras.export.ExportArchive,
-    model_dir: str | os.PathLike,
-    *,
-    version: int | None = None,
-    warmup_logs: Sequence[PredictionLog],
-    info: dict,
-) -> pathlib.Path:
-    """Write `archive` to `model_dir/VERSION` atomically, for TF Serving (`write_version`:
-    readable modes, the next free number at the end when `version` is None).
-
-    In a staging folder beside it: the SavedModel, a check that its graph has core ops
-    only (`RuntimeError` naming the others), the warm-up file of `warmup_logs` and
-    `xmodal_export.json` (`info`); then one rename. Returns the version folder.
-    """
-
-    def write(staging: pathlib.Path) -> None:
-        archive.write_out(str(staging), verbose=False)
-        unsupported = non_core_ops(saved_model_ops(staging))
-        if unsupported:
-            raise RuntimeError(
-                f"The serving graph uses ops stock TF Serving may not have: {unsupported}"
-            )
-        write_prediction_logs(staging, warmup_logs)
-        (staging / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-
-    return write_version(model_dir, write, version=version)

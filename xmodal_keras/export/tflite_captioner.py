@@ -15,11 +15,11 @@ import numpy as np
 
 from xmodal_keras.data.image_header import DEFAULT_MAX_PIXELS
 from xmodal_keras.data.image_preprocessing import read_image_files
+from xmodal_keras.export.tflite_base import METADATA_FILE
 from xmodal_keras.export.tflite_export import (
     CAPTION_SIGNATURE,
     DECODE_STEP_SIGNATURE,
     ENCODE_SIGNATURE,
-    METADATA_FILE,
     METADATA_FORMAT,
 )
 

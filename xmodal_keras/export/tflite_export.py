@@ -33,7 +33,6 @@ fallback, float32 state/logits at the interface). An int8 file has `encode` and
 (segmentation fault), so apps (and `TFLiteCaptioner`) drive the loop themselves.
 """
 
-import json
 import os
 import pathlib
 import warnings
@@ -47,15 +46,17 @@ from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.text_tokenizer import SPECIAL_TOKENS, CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.decoding.greedy_search import greedy_search
-from xmodal_keras.export.atomic_directory import atomic_directory
 from xmodal_keras.export.float32_model import float32_copy
+from xmodal_keras.export.tflite_base import (
+    MODEL_FILE,
+    VOCABULARY_FILE,
+    signature_details,
+    tflite_folder,
+    write_tflite_folder,
+)
 from xmodal_keras.export.tflite_ops import list_tflite_ops, non_builtin_ops
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-TFLITE_DIR_SUFFIX = "_tflite"
-MODEL_FILE = "model.tflite"
-VOCABULARY_FILE = "vocab.txt"
-METADATA_FILE = "metadata.json"
 METADATA_FORMAT = "xmodal_keras.tflite_captioner"
 METADATA_VERSION = 1
 CAPTION_SIGNATURE = "caption"
@@ -258,32 +259,6 @@ def convert_captioner(
     return flatbuffer, module
 
 
-def signature_details(flatbuffer: bytes) -> dict:
-    """Inputs and outputs (shape, dtype) of every signature, as LiteRT reads the file
-    (the `"signatures"` entry of `metadata.json`)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=flatbuffer)
-    details = {}
-    for key in sorted(interpreter.get_signature_list()):
-        runner = interpreter.get_signature_runner(key)
-
-        def describe(tensors: dict) -> dict:
-            return {
-                name: {
-                    "shape": [int(d) for d in info["shape"]],
-                    "dtype": np.dtype(info["dtype"]).name,
-                }
-                for name, info in sorted(tensors.items())
-            }
-
-        details[key] = {
-            "inputs": describe(runner.get_input_details()),
-            "outputs": describe(runner.get_output_details()),
-        }
-    return details
-
-
 def build_metadata(
     generator: CaptionGenerator,
     module: CaptionerTFLiteModule,
@@ -397,12 +372,8 @@ def export_captioner_tflite(
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}. Received: {quantize=!r}")
-    if name is not None and (not name or os.sep in name or name in (".", "..")):
-        raise ValueError(f"`name` must be a plain folder name. Received: name={name!r}")
     generator = _generator_of(source, tokenizer, max_length)
-    final_dir = pathlib.Path(out_dir) / f"{name or generator.model.name}{TFLITE_DIR_SUFFIX}"
-    if final_dir.exists():
-        raise FileExistsError(f"Refusing to overwrite an existing folder: {final_dir}")
+    final_dir = tflite_folder(out_dir, generator.model.name if name is None else name)
     images = None
     if quantize == "int8":
         if representative_images is None:
@@ -418,9 +389,4 @@ def export_captioner_tflite(
         generator, quantize=quantize, representative_images=images
     )
     metadata = build_metadata(generator, module, flatbuffer, quantize=quantize, source=source_path)
-    with atomic_directory(final_dir) as tmp:
-        (tmp / MODEL_FILE).write_bytes(flatbuffer)
-        generator.tokenizer.save_vocabulary(tmp / VOCABULARY_FILE)
-        text = json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        (tmp / METADATA_FILE).write_text(text, encoding="utf-8")
-    return final_dir
+    return write_tflite_folder(final_dir, flatbuffer, metadata, generator.tokenizer)

@@ -21,11 +21,8 @@ from xmodal_keras.data.image_header import DEFAULT_MAX_PIXELS
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
-from xmodal_keras.export.saved_model_export import (
-    default_model_name,
-    drawn_jpeg,
-    export_captioner_saved_model,
-)
+from xmodal_keras.export.saved_model_base import default_model_name, drawn_jpeg
+from xmodal_keras.export.saved_model_export import export_captioner_saved_model
 from xmodal_keras.export.tflite_export import export_captioner_tflite
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.data import read_caption_data

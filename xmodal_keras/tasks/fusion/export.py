@@ -14,7 +14,7 @@ import pathlib
 from xmodal_keras.data.image_header import DEFAULT_MAX_PIXELS
 from xmodal_keras.export.fusion_export import export_fusion_classifier
 from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite
-from xmodal_keras.export.saved_model_export import default_model_name
+from xmodal_keras.export.saved_model_base import default_model_name
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.fusion.evaluate import load_fusion_run
 

@@ -13,7 +13,7 @@ import pathlib
 
 from xmodal_keras.data.image_header import DEFAULT_MAX_PIXELS
 from xmodal_keras.export.dual_encoder_export import DEFAULT_WARMUP_TEXT, export_dual_encoder
-from xmodal_keras.export.saved_model_export import default_model_name
+from xmodal_keras.export.saved_model_base import default_model_name
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.export import sample_image_bytes
 from xmodal_keras.tasks.retrieval.retrieve import load_dual_encoder_run

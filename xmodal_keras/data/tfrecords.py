@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from xmodal_keras.atomic_files import atomic_write_text
 from xmodal_keras.data.datasets import DEFAULT_SHUFFLE_BUFFER_SIZE, plan_caption_dataset
 from xmodal_keras.data.image_preprocessing import _validate_image_shape, decode_image
 from xmodal_keras.data.sharding import shard_by
@@ -131,9 +132,7 @@ def write_caption_tfrecords(
             "num_images": int(num_images),
             "num_captions": int(len(rows)),
         }
-    temp = out / f".{MANIFEST_FILE}.tmp"
-    temp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8")
-    os.replace(temp, out / MANIFEST_FILE)
+    atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

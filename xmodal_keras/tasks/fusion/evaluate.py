@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from xmodal_keras.atomic_files import atomic_write_text
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.evaluation.classification import (
@@ -113,8 +114,8 @@ def evaluate_fusion(
         folder = classification_metrics_dir(run, split, data=data)
         folder.mkdir(parents=True, exist_ok=True)
         serializable = {k: _finite_or_none(v) for k, v in metrics.items()}
-        (folder / "metrics.json").write_text(
-            json.dumps(serializable, indent=2, sort_keys=True) + "\n", "utf-8"
+        atomic_write_text(
+            folder / "metrics.json", json.dumps(serializable, indent=2, sort_keys=True) + "\n"
         )
         plot_confusion_matrix(
             metrics["confusion_matrix"],

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from xmodal_keras.atomic_files import atomic_write_text
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
@@ -301,7 +302,7 @@ def train_fusion(
             return run
         comparison = compare_runs(runs)
         path = run.metrics_dir / COMPARISON_FILE
-        path.write_text(json.dumps(comparison, indent=2, sort_keys=True) + "\n", "utf-8")
+        atomic_write_text(path, json.dumps(comparison, indent=2, sort_keys=True) + "\n")
         print(format_comparison(comparison), flush=True)
     return run
 
@@ -437,7 +438,7 @@ def _train_one(
         "vocabulary_coverage": coverage,
         "init_from": config.init_from,
     }
-    (run.metrics_dir / FIT_FILE).write_text(json.dumps(fit, indent=2) + "\n", "utf-8")
+    atomic_write_text(run.metrics_dir / FIT_FILE, json.dumps(fit, indent=2) + "\n")
 
     results = evaluate_fusion(run, model=model, tokenizer=tokenizer, config=config, frame=frame)
     shown = [

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from xmodal_keras.atomic_files import atomic_write_text
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.image_preprocessing import load_image
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
@@ -71,7 +72,7 @@ def evaluate_retrieval(
         metrics = {**index.recall(), "num_images": index.num_images, "num_captions": len(rows)}
         path = retrieval_metrics_path(run, split, data=data)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", "utf-8")
+        atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         results[split] = metrics
     return results
 

@@ -60,7 +60,7 @@ def _mixed_layers(model) -> set[str]:
 def test_retrieval_trains_in_bfloat16_and_exports_float32_embeddings(tiny_shapes_dir, tmp_path):
     import numpy as np
     import tensorflow as tf
-    from test_train_retrieval import tiny_config as retrieval_config
+    from task_runs import retrieval_config
 
     from xmodal_keras.export.float32_model import float32_copy
     from xmodal_keras.tasks.retrieval.export import export_saved_model
@@ -84,7 +84,7 @@ def test_retrieval_trains_in_bfloat16_and_exports_float32_embeddings(tiny_shapes
 def test_fusion_trains_in_bfloat16_and_exports_to_litert(tiny_shapes_dir, tmp_path):
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
-    from test_train_fusion import tiny_config as fusion_config
+    from task_runs import fusion_config
 
     from xmodal_keras.export.float32_model import float32_copy
     from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite

@@ -1,8 +1,10 @@
 """`precision="auto"`: bfloat16 where the CPU has AMX units, float32 elsewhere; resumed
 runs keep what they started with."""
 
+import shutil
+
 import pytest
-from captioner_runs import tiny_config
+from captioner_runs import shared_tiny_run, tiny_config
 
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
@@ -40,15 +42,19 @@ def test_auto_is_written_as_what_it_picked(amx_machine):
     assert CaptionerTrainConfig(precision="float32").resolved().precision == "float32"
 
 
-def test_a_resumed_run_keeps_its_precision(tiny_shapes_dir, tmp_path, capsys, monkeypatch):
-    out = tmp_path / "run"
-    train_captioner(tiny_config(tiny_shapes_dir, precision="float32"), out, verbose=0)
+def test_a_resumed_run_keeps_its_precision(
+    tiny_shapes_dir, tmp_path, tmp_path_factory, capsys, monkeypatch
+):
+    # A finished float32 run of 1 epoch: the session's shared run, copied (it is extended).
+    shared, _ = shared_tiny_run(tiny_shapes_dir, tmp_path_factory)
+    out = shutil.copytree(shared.path, tmp_path / "run")
+    assert RunDirectory(out).read_config()["precision"] == "float32"
     # "auto" would now pick bfloat16: the run keeps float32.
     monkeypatch.setattr(precision, "_auto_precision", lambda: "mixed_bfloat16")
     capsys.readouterr()
     train_captioner(tiny_config(tiny_shapes_dir, precision="auto", epochs=2), out, verbose=0)
     printed = capsys.readouterr().out
-    assert "precision float32" in printed and "trained 2 epochs" in printed
+    assert "precision float32" in printed and "trained 2 epochs (1 restored" in printed
     assert RunDirectory(out).read_config()["precision"] == "float32"
 
 

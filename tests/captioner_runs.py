@@ -3,7 +3,10 @@ test files (a fit costs ~15-30 s of tracing on 2 CPU cores, whatever the size)."
 
 import contextlib
 import io
+import os
 import pathlib
+import subprocess
+import sys
 
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
@@ -35,6 +38,7 @@ TINY_SETTINGS = {
 SHARED_RUN_SETTINGS = {**TINY_SETTINGS, "val_metrics_every": 1, "val_metrics_images": 4}
 
 _RUNS: dict[str, tuple[RunDirectory, str]] = {}
+_SAVED_MODELS: dict[str, pathlib.Path] = {}
 
 
 def tiny_config(data, **overrides) -> CaptionerTrainConfig:
@@ -51,6 +55,28 @@ def shared_tiny_run(data: pathlib.Path, tmp_path_factory) -> tuple[RunDirectory,
             run = train_captioner(tiny_config(data, **SHARED_RUN_SETTINGS), out, verbose=0)
         _RUNS[key] = (run, printed.getvalue())
     return _RUNS[key]
+
+
+def shared_saved_model(data: pathlib.Path, tmp_path_factory) -> pathlib.Path:
+    """The shared run exported for TF Serving by the `xmodal export` command in a fresh
+    process, as users export: `BASE/gru/1`, exported once. Read it or copy it; do not
+    write into its base folder."""
+    key = str(data)
+    if key not in _SAVED_MODELS:
+        run, _ = shared_tiny_run(data, tmp_path_factory)
+        base = tmp_path_factory.mktemp("shared_saved_models")
+        command = [sys.executable, "-m", "xmodal_keras", "export", os.fspath(run.path)]
+        done = subprocess.run(
+            [*command, "--out", str(base), "--name", "gru"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"exported {base / 'gru' / '1'}" in done.stdout
+        _SAVED_MODELS[key] = base / "gru" / "1"
+    return _SAVED_MODELS[key]
 
 
 def untrained_run(data: pathlib.Path, out: pathlib.Path, **overrides) -> RunDirectory:

@@ -23,14 +23,13 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from captioner_runs import shared_tiny_run
+from captioner_runs import shared_saved_model
 from PIL import Image
 from serving_harness import ServingHarness
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from xmodal_keras.cli import main as cli_main
 from xmodal_keras.export.client import ServingClient, ServingError, run_predict
-from xmodal_keras.tasks.captioning.export import export_saved_model
 
 MODEL = "captioner"
 
@@ -43,10 +42,9 @@ def _encoded(array: np.ndarray, format: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def exported(tiny_shapes_dir, tmp_path_factory):
-    """The tiny trained GRU run, exported as TF Serving will load it: saved_models/NAME/1."""
-    run, _ = shared_tiny_run(tiny_shapes_dir, tmp_path_factory)
-    base_dir = tmp_path_factory.mktemp("saved_models")
-    return export_saved_model(run.path, base_dir=base_dir, name=MODEL, beam_width=2)
+    """The tiny trained GRU run, exported as TF Serving will load it: saved_models/NAME/1
+    (the session's `xmodal export` of it, shared with test_saved_model_export.py)."""
+    return shared_saved_model(tiny_shapes_dir, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ file on the LiteRT interpreter. Untrained tiny models: only the graphs matter he
 import concurrent.futures
 import io
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -29,7 +26,6 @@ from xmodal_keras.models.dual_encoder import build_dual_encoder
 from xmodal_keras.models.fusion_classifier import build_fusion_classifier
 from xmodal_keras.tasks.retrieval.export import export_saved_model as export_retrieval_run
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 SIZE = 32
 IMAGE = {"image_shape": (SIZE, SIZE, 3), "hidden_dim": 8, "num_layers": 1}
 CAPTIONS = ["a red circle", "a blue square left of a green triangle", "a small red square"]
@@ -161,23 +157,34 @@ print(json.dumps(result))
 
 
 @pytest.fixture(scope="module")
-def fresh_process(exports):
+def process_run(exports, tmp_path_factory):
+    """One fresh process: `saved_model_cli run`'s TF1 loader on the signatures
+    (`tf1_session_run`), then FRESH_PROCESS (`tf.saved_model.load`, as a server would)."""
+    images = np.array(IMAGES)
+    texts = np.array([text.encode() for text in TEXTS])
+    tabular = {"age": np.array(TABULAR["age"], np.float32), "color": np.array(TABULAR["color"])}
+    tabular["color"] = tabular["color"].astype(bytes)
+    calls = [
+        (exports["classifier"], "classify", {"image_bytes": images, "text": texts, **tabular}),
+        (exports["dual_encoder"], "embed_image", {"image_bytes": images}),
+        (exports["dual_encoder"], "embed_text", {"text": texts}),
+    ]
     request = {
         "images": [data.hex() for data in IMAGES],
         "texts": TEXTS,
         **TABULAR,
         **{key: str(path) for key, path in exports.items()},
     }
-    done = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=240,
+    tf1_outputs, printed = tf1_session_run(
+        calls, tmp_path_factory.mktemp("tf1_calls"), then=FRESH_PROCESS, stdin=json.dumps(request)
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return tf1_outputs, json.loads(printed.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def fresh_process(process_run):
+    """What FRESH_PROCESS printed."""
+    return process_run[1]
 
 
 def decoded_images() -> np.ndarray:
@@ -359,19 +366,10 @@ def test_logits_models_are_refused(tokenizer, tmp_path):
         export_fusion_classifier_tflite(model, tmp_path, name="x")
 
 
-def test_the_tf1_loader_runs_every_signature(exports, fresh_process, tmp_path):
+def test_the_tf1_loader_runs_every_signature(process_run, fresh_process):
     """`saved_model_cli run`'s TF1 loader (as TF Serving: table initialisers, no Python)
     gives what `tf.saved_model.load` gave (compared with Keras above)."""
-    images = np.array(IMAGES)
-    texts = np.array([text.encode() for text in TEXTS])
-    tabular = {"age": np.array(TABULAR["age"], np.float32), "color": np.array(TABULAR["color"])}
-    tabular["color"] = tabular["color"].astype(bytes)
-    calls = [
-        (exports["classifier"], "classify", {"image_bytes": images, "text": texts, **tabular}),
-        (exports["dual_encoder"], "embed_image", {"image_bytes": images}),
-        (exports["dual_encoder"], "embed_text", {"text": texts}),
-    ]
-    outputs = tf1_session_run(calls, tmp_path)
+    outputs, _ = process_run
     expected = [
         fresh_process["classify"],
         fresh_process["embed_image"],

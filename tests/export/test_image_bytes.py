@@ -1,5 +1,6 @@
 """Header-checked decoding of untrusted image bytes (the serving graphs' image input)."""
 
+import functools
 import io
 import re
 
@@ -48,6 +49,13 @@ def test_batch_decodes_exactly_like_the_training_pipeline():
     np.testing.assert_array_equal(batch.numpy(), expected)
 
 
+@functools.cache
+def graph_decoder(size: tuple[int, int], **options) -> tf.types.experimental.PolymorphicFunction:
+    """`decode_image_batch` in a `tf.function`, as the serving graphs run it. One per
+    settings for the whole module: each batch shape traces once (~3 s), not once a test."""
+    return tf.function(lambda batch: decode_image_batch(batch, size, **options))
+
+
 def oversized_png(width: int, height: int) -> bytes:
     """A small, valid PNG whose header claims `width` x `height` pixels."""
     data = bytearray(encode("PNG", size=(4, 4)))
@@ -68,7 +76,7 @@ def oversized_png(width: int, height: int) -> bytes:
     ids=["empty", "text", "truncated-header", "bomb", "zero-width"],
 )
 def test_bad_bytes_fail_with_a_message_naming_the_image(data, message):
-    decode = tf.function(lambda batch: decode_image_batch(batch, (8, 8), max_pixels=10_000))
+    decode = graph_decoder((8, 8), max_pixels=10_000)
     with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
         decode(tf.constant([encode("PNG"), data]))
 
@@ -94,7 +102,7 @@ def noise(height: int, width: int, seed: int = 0) -> np.ndarray:
 def test_a_gif_frame_larger_than_its_screen_is_refused():
     data = bytearray(gif_bytes(noise(120, 100)))
     data[6:10] = (1).to_bytes(2, "little") * 2  # logical screen 1 x 1, frame still 100 x 120
-    decode = tf.function(lambda batch: decode_image_batch(batch, (8, 8), max_pixels=10_000))
+    decode = graph_decoder((8, 8), max_pixels=10_000)
     message = "image 1 of the request] [first GIF frame is] [100] [x] [120]"
     with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
         decode(tf.constant([encode("PNG"), bytes(data)]))
@@ -127,7 +135,7 @@ def test_a_gif_cut_inside_its_first_frame_is_named():
 def test_a_truncated_file_names_the_image(image_format):
     data = encode(image_format, size=(40, 30))
     truncated = data[: len(data) * 2 // 3]
-    decode = tf.function(lambda batch: decode_image_batch(batch, (8, 8)))
+    decode = graph_decoder((8, 8))
     message = f"image 2 of the request] [is a truncated] [{image_format}] [file: its]"
     with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
         decode(tf.constant([data, data, truncated, data]))

@@ -2,11 +2,13 @@
 `xmodal export`, `saved_model_cli show/run` (TF1 loader, as TF Serving) and
 `tf.saved_model.load` in a new interpreter."""
 
+import functools
 import io
 import json
 import os
 import pathlib
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from captioner_runs import untrained_run
+from captioner_runs import shared_saved_model, shared_tiny_run, untrained_run
 from export_checks import assert_readable_by_others, tf1_session_run
 from google.protobuf import text_format
 from PIL import Image
@@ -50,26 +52,36 @@ def image_file_bytes(path, image_format, mode="RGB", **save_kwargs) -> bytes:
 
 @pytest.fixture(scope="module")
 def runs(tiny_shapes_dir, tmp_path_factory):
+    """The GRU: the session's trained tiny run (small_cnn); the others untrained (only the
+    graphs matter). The Transformer run has the default from-scratch encoder
+    (residual_cnn: batch norm)."""
     base = tmp_path_factory.mktemp("export_runs")
-    # The Transformer run has the default from-scratch encoder (residual_cnn: batch norm).
-    encoders = {"gru": "small_cnn", "lstm": "small_cnn", "transformer": "residual_cnn"}
+    encoders = {"lstm": "small_cnn", "transformer": "residual_cnn"}
     return {
-        decoder: untrained_run(tiny_shapes_dir, base / decoder, decoder=decoder, encoder=encoder)
-        for decoder, encoder in encoders.items()
+        "gru": shared_tiny_run(tiny_shapes_dir, tmp_path_factory)[0],
+        **{
+            decoder: untrained_run(tiny_shapes_dir, base / decoder, decoder=decoder, encoder=enc)
+            for decoder, enc in encoders.items()
+        },
     }
 
 
 @pytest.fixture(scope="module")
-def exports(runs, tmp_path_factory):
-    """Every decoder exported; the GRU through the `xmodal export` command."""
+def exports(runs, tiny_shapes_dir, tmp_path_factory):
+    """Every decoder exported into one base folder. The GRU: the `xmodal export` command's
+    export of that run (`shared_saved_model`, shared with test_client.py), copied here."""
     base = tmp_path_factory.mktemp("saved_models")
-    command = [sys.executable, "-m", "xmodal_keras", "export", os.fspath(runs["gru"])]
-    printed = run_command([*command, "--out", str(base), "--name", "gru"])
-    assert f"exported {base / 'gru' / '1'}" in printed
     exported = {"gru": base / "gru" / "1"}
+    shutil.copytree(shared_saved_model(tiny_shapes_dir, tmp_path_factory), exported["gru"])
     for decoder in ("lstm", "transformer"):
         exported[decoder] = export_saved_model(runs[decoder], base_dir=base, name=decoder)
     return exported
+
+
+@pytest.fixture(scope="module")
+def loaded(exports):
+    """`tf.saved_model.load` of an export in this process, once per decoder."""
+    return functools.cache(lambda decoder: tf.saved_model.load(str(exports[decoder])))
 
 
 @pytest.fixture(scope="module")
@@ -124,20 +136,15 @@ def test_saved_model_cli_run_gives_the_keras_caption(exports, runs, test_images,
     assert caption == str([expected["text"][0]])
 
 
-def test_the_tf1_loader_runs_every_signature(exports, test_images, fresh_process_outputs, tmp_path):
+def test_the_tf1_loader_runs_every_signature(exports, fresh_process, fresh_process_outputs):
     """The signatures `saved_model_cli run` does not run above, through its TF1 loader
-    (as TF Serving loads), one process, one load per model: the same outputs as
+    (as TF Serving loads), one load per model, in the fresh process of
+    `fresh_process_outputs` (before its `tf.saved_model.load`s): the same outputs as
     `tf.saved_model.load`, which the tests below compare with Keras."""
-    images = {"image_bytes": np.array(test_images)}
-    first = tf.io.decode_image(test_images[0], channels=3, expand_animations=False)
-    calls = [
-        (exports["gru"], "serving_default", images),
-        (exports["transformer"], "caption_beam", images),
-        (exports["transformer"], "embed_image", images),
-        (exports["transformer"], "caption_pixels", {"images": first.numpy()[None]}),
-    ]
+    calls, tf1_outputs = fresh_process["tf1"]
+    assert len(calls) == 4
     decoders = {path: decoder for decoder, path in exports.items()}
-    for (path, signature, _), outputs in zip(calls, tf1_session_run(calls, tmp_path), strict=True):
+    for (path, signature, _), outputs in zip(calls, tf1_outputs, strict=True):
         expected = fresh_process_outputs[decoders[path]][signature]
         assert sorted(outputs) == sorted(expected), signature
         for key, value in outputs.items():
@@ -170,17 +177,30 @@ print(json.dumps(result))
 
 
 @pytest.fixture(scope="module")
-def fresh_process_outputs(exports, test_images):
-    done = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, *(str(path) for path in exports.values())],
-        input=json.dumps([data.hex() for data in test_images]),
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
+def fresh_process(exports, test_images, tmp_path_factory):
+    """One fresh process: the TF1 loader's calls (`tf1_session_run`), then FRESH_PROCESS
+    (`tf.saved_model.load` of every export)."""
+    images = {"image_bytes": np.array(test_images)}
+    first = tf.io.decode_image(test_images[0], channels=3, expand_animations=False)
+    calls = [
+        (exports["gru"], "serving_default", images),
+        (exports["transformer"], "caption_beam", images),
+        (exports["transformer"], "embed_image", images),
+        (exports["transformer"], "caption_pixels", {"images": first.numpy()[None]}),
+    ]
+    tf1_outputs, printed = tf1_session_run(
+        calls,
+        tmp_path_factory.mktemp("tf1_calls"),
+        then=FRESH_PROCESS,
+        stdin=json.dumps([data.hex() for data in test_images]),
+        args=[str(path) for path in exports.values()],
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    outputs = json.loads(done.stdout)
+    return {"tf1": (calls, tf1_outputs), "printed": printed}
+
+
+@pytest.fixture(scope="module")
+def fresh_process_outputs(exports, fresh_process):
+    outputs = json.loads(fresh_process["printed"].strip().splitlines()[-1])
     return {decoder: outputs[str(path)] for decoder, path in exports.items()}
 
 
@@ -256,8 +276,8 @@ def hostile_inputs(test_images) -> dict[str, tuple[bytes, str]]:
     }
 
 
-def test_hostile_images_fail_their_request_and_the_model_keeps_serving(exports, test_images):
-    serve = tf.saved_model.load(str(exports["gru"])).signatures["serving_default"]
+def test_hostile_images_fail_their_request_and_the_model_keeps_serving(loaded, test_images):
+    serve = loaded("gru").signatures["serving_default"]
     first = serve(image_bytes=tf.constant(test_images))["caption"].numpy()
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for name, (data, message) in hostile_inputs(test_images).items():
@@ -273,8 +293,8 @@ def test_hostile_images_fail_their_request_and_the_model_keeps_serving(exports, 
     assert grown_kb < 200_000
 
 
-def test_warmup_requests_replay_through_the_export(exports):
-    model = tf.saved_model.load(str(exports["transformer"]))
+def test_warmup_requests_replay_through_the_export(exports, loaded):
+    model = loaded("transformer")
     logs = read_warmup_requests(exports["transformer"] / WARMUP_FILE)
     assert [log.predict_log.request.model_spec.signature_name for log in logs] == list(SIGNATURES)
     for log in logs:
@@ -285,10 +305,12 @@ def test_warmup_requests_replay_through_the_export(exports):
         assert next(iter(outputs.values())).shape[0] == 1
 
 
-def test_versions_are_numbered_and_never_overwritten(runs, tmp_path):
-    first = export_saved_model(runs["gru"], base_dir=tmp_path, name="captioner")
+def test_versions_are_numbered_and_never_overwritten(runs, exports, tmp_path):
+    # Version 1: a copy of an export (a first export is numbered 1: `shared_saved_model`
+    # and test_an_export_killed_midway_leaves_no_version check it).
+    shutil.copytree(exports["gru"], tmp_path / "captioner" / "1")
     second = export_saved_model(runs["gru"], base_dir=tmp_path, name="captioner")
-    assert (first.name, second.name) == ("1", "2")
+    assert second.name == "2"
     with pytest.raises(FileExistsError, match="Refusing to overwrite"):
         export_saved_model(runs["gru"], base_dir=tmp_path, name="captioner", version=2)
     assert sorted(p.name for p in (tmp_path / "captioner").iterdir()) == ["1", "2"]
@@ -347,8 +369,8 @@ def test_serve_config_lists_every_model_folder(exports, tmp_path):
     assert pathlib.Path(base / "models.config").is_file()
 
 
-def test_an_empty_batch_gets_an_empty_answer(exports):
-    model = tf.saved_model.load(str(exports["transformer"]))
+def test_an_empty_batch_gets_an_empty_answer(loaded):
+    model = loaded("transformer")
     no_bytes = tf.constant([], tf.string)
     for name in ("serving_default", "caption_beam"):
         out = model.signatures[name](image_bytes=no_bytes)

@@ -1,8 +1,10 @@
 """`precision="auto"`: bfloat16 where the CPU has AMX units, float32 elsewhere; resumed
 runs keep what they started with."""
 
+import shutil
+
 import pytest
-from captioner_runs import tiny_config
+from captioner_runs import shared_tiny_run, tiny_config
 
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
@@ -40,15 +42,19 @@ def test_auto_is_written_as_what_it_picked(amx_machine):
     assert CaptionerTrainConfig(precision="float32").resolved().precision == "float32"
 
 
-def test_a_resumed_run_keeps_its_precision(tiny_shapes_dir, tmp_path, capsys, monkeypatch):
-    out = tmp_path / "run"
-    train_captioner(tiny_config(tiny_shapes_dir, precision="float32"), out, verbose=0)
+def test_a_resumed_run_keeps_its_precision(
+    tiny_shapes_dir, tmp_path, tmp_path_factory, capsys, monkeypatch
+):
+    # A finished float32 run of 1 epoch: the session's shared run, copied (it is extended).
+    shared, _ = shared_tiny_run(tiny_shapes_dir, tmp_path_factory)
+    out = shutil.copytree(shared.path, tmp_path / "run")
+    assert RunDirectory(out).read_config()["precision"] == "float32"
     # "auto" would now pick bfloat16: the run keeps float32.
     monkeypatch.setattr(precision, "_auto_precision", lambda: "mixed_bfloat16")
     capsys.readouterr()
     train_captioner(tiny_config(tiny_shapes_dir, precision="auto", epochs=2), out, verbose=0)
     printed = capsys.readouterr().out
-    assert "precision float32" in printed and "trained 2 epochs" in printed
+    assert "precision float32" in printed and "trained 2 epochs (1 restored" in printed
     assert RunDirectory(out).read_config()["precision"] == "float32"
 
 
@@ -60,7 +66,7 @@ def _mixed_layers(model) -> set[str]:
 def test_retrieval_trains_in_bfloat16_and_exports_float32_embeddings(tiny_shapes_dir, tmp_path):
     import numpy as np
     import tensorflow as tf
-    from test_train_retrieval import tiny_config as retrieval_config
+    from task_runs import retrieval_config
 
     from xmodal_keras.export.float32_model import float32_copy
     from xmodal_keras.tasks.retrieval.export import export_saved_model
@@ -84,7 +90,7 @@ def test_retrieval_trains_in_bfloat16_and_exports_float32_embeddings(tiny_shapes
 def test_fusion_trains_in_bfloat16_and_exports_to_litert(tiny_shapes_dir, tmp_path):
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
-    from test_train_fusion import tiny_config as fusion_config
+    from task_runs import fusion_config
 
     from xmodal_keras.export.float32_model import float32_copy
     from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from captioner_runs import untrained_run
+from task_runs import fusion_config as tiny_config
+from task_runs import shared_retrieval_run
 
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.fusion.data import balanced_class_weight, make_fusion_dataset
@@ -22,25 +24,6 @@ from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
 from xmodal_keras.tasks.fusion.train import BASELINES_DIR, train_fusion
 
 METRIC_KEYS = {"accuracy", "macro_f1", "auroc", "confusion_matrix", "num_examples", "num_classes"}
-
-
-def tiny_config(data, **overrides) -> FusionTrainConfig:
-    settings = dict(
-        data=str(data),
-        image_size=32,
-        encoder_hidden_dim=8,
-        encoder_num_layers=2,
-        embedding_dim=8,
-        hidden_dim=8,
-        projection_dim=8,
-        epochs=1,
-        batch_size=16,
-        strategy="default",
-        precision="float32",  # "auto" (bfloat16 on AMX CPUs): tests/training/test_precision.py
-        baselines=True,
-    )
-    settings.update(overrides)
-    return FusionTrainConfig(**settings)
 
 
 @pytest.fixture(scope="module")
@@ -133,23 +116,8 @@ def test_config_validation_and_class_weight():
 
 @pytest.fixture(scope="module")
 def tiny_retrieval_run(tiny_shapes_dir, tmp_path_factory):
-    from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
-    from xmodal_keras.tasks.retrieval.train import train_retrieval
-
-    config = RetrievalTrainConfig(
-        data=str(tiny_shapes_dir),
-        image_size=32,
-        encoder_hidden_dim=8,
-        encoder_num_layers=2,
-        embedding_dim=8,
-        hidden_dim=12,  # != the fusion default, so taking the run's settings shows
-        projection_dim=8,
-        epochs=1,
-        batch_size=16,
-        strategy="default",
-        precision="float32",
-    )
-    return train_retrieval(config, tmp_path_factory.mktemp("retrieval") / "run", verbose=0)
+    """The session's tiny retrieval run (its text tower 12 wide: not the fusion default)."""
+    return shared_retrieval_run(tiny_shapes_dir, tmp_path_factory)
 
 
 def test_init_from_starts_the_towers_from_the_dual_encoder(

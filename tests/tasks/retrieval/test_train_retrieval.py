@@ -7,6 +7,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from task_runs import retrieval_config as tiny_config
+from task_runs import shared_retrieval_config, shared_retrieval_run
 
 from xmodal_keras.cli import main
 from xmodal_keras.evaluation.retrieval_index import RetrievalIndex
@@ -22,29 +24,12 @@ from xmodal_keras.tasks.retrieval.settings import INDEX_FILE, RetrievalTrainConf
 from xmodal_keras.tasks.retrieval.train import train_retrieval
 
 
-def tiny_config(data, **overrides) -> RetrievalTrainConfig:
-    settings = dict(
-        data=str(data),
-        image_size=32,
-        encoder_hidden_dim=8,
-        encoder_num_layers=2,
-        embedding_dim=8,
-        hidden_dim=8,
-        projection_dim=8,
-        epochs=1,
-        batch_size=16,
-        strategy="default",
-        precision="float32",  # "auto" (bfloat16 on AMX CPUs): tests/training/test_precision.py
-    )
-    settings.update(overrides)
-    return RetrievalTrainConfig(**settings)
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tiny_shapes_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("retrieval") / "run"
-    config = tiny_config(tiny_shapes_dir)
-    return config, train_retrieval(config, out, verbose=0)
+    """The session's tiny retrieval run (shared with the fusion `init_from` tests)."""
+    return shared_retrieval_config(tiny_shapes_dir), shared_retrieval_run(
+        tiny_shapes_dir, tmp_path_factory
+    )
 
 
 def test_run_directory_and_metrics(tiny_run, capsys, tiny_shapes_dir):

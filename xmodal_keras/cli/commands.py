@@ -19,11 +19,11 @@ from xmodal_keras.export.client import run_predict
 from xmodal_keras.export.serving_config import model_folders, server_flags, write_serving_config
 from xmodal_keras.export.tflite_captioner import caption_tflite_files, is_tflite_export
 from xmodal_keras.runs.run_directory import RunDirectory, run_kind
-from xmodal_keras.runs.settings_flags import add_settings_flags, settings_from_flags
+from xmodal_keras.runs.settings_flags import settings_from_flags
 from xmodal_keras.tasks import captioning, fusion, retrieval
 from xmodal_keras.tasks.captioning.demo import run_demo
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
-from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
+from xmodal_keras.tasks.fusion.settings import DEFAULT_MODALITIES, FusionTrainConfig
 from xmodal_keras.tasks.retrieval.retrieve import format_matches
 from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
 
@@ -78,12 +78,8 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     return 1 if args.strict and report.problem_count else 0
 
 
-def add_captioner_settings(parser: argparse.ArgumentParser) -> None:
-    """A flag per `CaptionerTrainConfig` setting (train and tune captioner)."""
-    add_settings_flags(parser, CaptionerTrainConfig, required=("data",))
-
-
-def captioner_config(args: argparse.Namespace):
+def captioner_config(args: argparse.Namespace) -> CaptionerTrainConfig:
+    """The `CaptionerTrainConfig` of parsed `xmodal train|tune captioner` arguments."""
     return settings_from_flags(args, CaptionerTrainConfig)
 
 
@@ -110,7 +106,7 @@ def cmd_tune_captioner(args: argparse.Namespace) -> int:
     return 0
 
 
-def retrieval_config(args: argparse.Namespace) -> "RetrievalTrainConfig":
+def retrieval_config(args: argparse.Namespace) -> RetrievalTrainConfig:
     """The `RetrievalTrainConfig` of parsed `xmodal train retrieval` arguments."""
     return settings_from_flags(args, RetrievalTrainConfig)
 
@@ -124,7 +120,7 @@ def fusion_modalities(args: argparse.Namespace) -> tuple[str, ...]:
     """`--modalities`, or image and text plus the side inputs that columns were given for."""
     if args.modalities is not None:
         return args.modalities
-    modalities = ("image", "text")
+    modalities = DEFAULT_MODALITIES
     if args.numeric_columns or args.categorical_columns:
         modalities += ("tabular",)
     if args.audio_column is not None:
@@ -132,7 +128,7 @@ def fusion_modalities(args: argparse.Namespace) -> tuple[str, ...]:
     return modalities
 
 
-def fusion_config(args: argparse.Namespace) -> "FusionTrainConfig":
+def fusion_config(args: argparse.Namespace) -> FusionTrainConfig:
     """The `FusionTrainConfig` of parsed `xmodal train fusion` arguments."""
     return settings_from_flags(args, FusionTrainConfig, modalities=fusion_modalities(args))
 

@@ -6,6 +6,7 @@ import os
 
 from xmodal_keras.cli import commands
 from xmodal_keras.runs.settings_flags import add_settings_flags
+from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
 from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "captioner",
         help="image captioner (model.fit with a progress bar; a killed run resumes when rerun)",
     )
-    commands.add_captioner_settings(captioner)
+    add_settings_flags(captioner, CaptionerTrainConfig, required=("data",))
     captioner.add_argument("--out", required=True, help="run directory to write (or resume)")
     captioner.set_defaults(run=commands.cmd_train_captioner)
 
@@ -215,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "captioner",
         help="exponential learning-rate ramp on the train split; prints a suggested rate",
     )
-    commands.add_captioner_settings(tune_captioner)
+    add_settings_flags(tune_captioner, CaptionerTrainConfig, required=("data",))
     tune_captioner.add_argument(
         "--steps", type=commands.positive_int, default=200, help="ramp steps"
     )

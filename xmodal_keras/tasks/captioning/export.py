@@ -23,6 +23,7 @@ from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.export.saved_model_base import default_model_name, drawn_jpeg
 from xmodal_keras.export.saved_model_export import export_captioner_saved_model
+from xmodal_keras.export.tflite_base import tflite_folder
 from xmodal_keras.export.tflite_export import export_captioner_tflite
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.data import read_caption_data
@@ -125,27 +126,31 @@ def export_tflite(
     Returns:
         The written folder (`model.tflite`, `vocab.txt`, `metadata.json`).
     """
-    options = {"name": name, "quantize": quantize, "max_length": max_length}
     if not isinstance(source, str | os.PathLike | RunDirectory):
         return export_captioner_tflite(
             source,
             out_dir,
+            name=name,
+            quantize=quantize,
             tokenizer=tokenizer,
+            max_length=max_length,
             representative_images=representative_images,
-            **options,
         )
     run = source if isinstance(source, RunDirectory) else RunDirectory(source)
+    name = run.path.name if name is None else name
+    tflite_folder(out_dir, name)  # a bad name or an existing folder: refused before loading
     model, run_tokenizer, config = load_captioner(run)
     if quantize == "int8" and representative_images is None:
         representative_images = training_images(
             config, model.input["image"].shape[1:3], count=num_representative_images
         )
-    options["name"] = name or run.path.name
     return export_captioner_tflite(
         model,
         out_dir,
+        name=name,
+        quantize=quantize,
         tokenizer=run_tokenizer,
+        max_length=max_length,
         representative_images=representative_images,
         source_path=str(run.path),
-        **options,
     )

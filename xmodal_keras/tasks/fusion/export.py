@@ -13,12 +13,13 @@ import pathlib
 
 from xmodal_keras.data.image_header import DEFAULT_MAX_PIXELS
 from xmodal_keras.export.fusion_export import export_fusion_classifier
-from xmodal_keras.export.fusion_tflite_export import export_fusion_classifier_tflite
+from xmodal_keras.export.fusion_tflite_export import (
+    QUANTIZATIONS,
+    export_fusion_classifier_tflite,
+)
 from xmodal_keras.export.saved_model_base import default_model_name
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.fusion.evaluate import load_fusion_run
-
-TFLITE_QUANTIZATIONS = ("none", "float16", "dynamic")
 
 
 def export_saved_model(
@@ -71,7 +72,7 @@ def export_tflite(
     Returns:
         The written folder.
     """
-    if quantize not in TFLITE_QUANTIZATIONS:
+    if quantize not in QUANTIZATIONS:
         raise ValueError(
             "Fusion classifiers export float32, float16 or dynamic TFLite files. "
             f"Received: quantize={quantize!r}"

@@ -48,7 +48,7 @@ EXAMPLES = {
 
 def _import_all_modules() -> None:
     for module in pkgutil.walk_packages(xmodal_keras.__path__, prefix="xmodal_keras."):
-        if module.name != "xmodal_keras.__main__":
+        if not module.name.endswith(".__main__"):
             importlib.import_module(module.name)
 
 

@@ -12,8 +12,8 @@ for each decoder (Transformer, GRU, LSTM) and batch size:
 - no-cache loop (the baseline the speed-ups divide by): the same loop with the encoder and
   the decoder call each inside a `tf.function`, so eager execution does not slow it: the
   strongest "no KV cache, Python loop" baseline;
-- naive full-model loop: the whole captioner (`model.predict_on_batch({"image",
-  "caption_in"})`) on the padded prefix per token: image re-encoded every token.
+- naive full-model loop: the whole captioner (`model.predict_on_batch({"images",
+  "token_ids"})`) on the padded prefix per token: image re-encoded every token.
 
 Every caption is forced to the full length (`sequence_length` = 20 tokens) in every
 method: the models have random weights, and the output bias of `<pad>`, `<start>` and
@@ -92,7 +92,7 @@ def full_model_loop(model: keras.Model, images: np.ndarray, length: int) -> np.n
     tokens = np.zeros((len(images), length + 1), np.int32)
     tokens[:, 0] = START_ID
     for i in range(length):
-        logits = model.predict_on_batch({"image": images, "caption_in": tokens[:, :-1]})
+        logits = model.predict_on_batch({"images": images, "token_ids": tokens[:, :-1]})
         tokens[:, i + 1] = np.argmax(logits[:, i, :], axis=-1)
     return tokens[:, 1:]
 

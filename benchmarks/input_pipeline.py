@@ -107,7 +107,7 @@ def per_caption_dataset(frame, tokenizer, image_shape, batch_size) -> tf.data.Da
 
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size).map(
-        lambda images, tokens: ({"image": images, "caption_in": tokens[:, :-1]}, tokens[:, 1:])
+        lambda images, tokens: ({"images": images, "token_ids": tokens[:, :-1]}, tokens[:, 1:])
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -129,7 +129,7 @@ def naive_batches(frame: pd.DataFrame, tokenizer, image_size: int, batch_size: i
                 ids = [START_ID] + [index.get(w, UNK_ID) for w in words] + [END_ID]
                 tokens.append(ids + [PAD_ID] * (SEQUENCE_LENGTH + 1 - len(ids)))
             tokens = np.asarray(tokens, np.int32)
-            yield {"image": np.stack(images), "caption_in": tokens[:, :-1]}, tokens[:, 1:]
+            yield {"images": np.stack(images), "token_ids": tokens[:, :-1]}, tokens[:, 1:]
 
 
 def main() -> None:

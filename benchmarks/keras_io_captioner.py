@@ -89,13 +89,13 @@ def make_dataset(split_data: dict[str, list[str]], vectorizer, shuffle: bool) ->
     if shuffle:
         dataset = dataset.shuffle(len(paths), seed=0)
     dataset = dataset.batch(BATCH_SIZE).map(
-        lambda image, t: ({"image": image, "caption_in": t[:, :-1]}, t[:, 1:])
+        lambda image, t: ({"images": image, "token_ids": t[:, :-1]}, t[:, 1:])
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def build_encoder() -> keras.Model:
-    images = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    images = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="images")
     x = keras.layers.Rescaling(1 / 255)(images)
     for index, width in enumerate((32, 64, 128, 128)):
         x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
@@ -110,7 +110,7 @@ def build_encoder() -> keras.Model:
 
 
 def build_decoder(vocabulary_size: int, num_regions: int) -> keras.Model:
-    tokens = keras.Input((None,), dtype="int32", name="caption_in")
+    tokens = keras.Input((None,), dtype="int32", name="token_ids")
     memory = keras.Input((num_regions, EMBED_DIM), name="memory")
     x = keras_hub.layers.TokenAndPositionEmbedding(
         vocabulary_size, SEQ_LENGTH, EMBED_DIM, mask_zero=True
@@ -123,9 +123,9 @@ def build_decoder(vocabulary_size: int, num_regions: int) -> keras.Model:
 def build_model(vocabulary_size: int) -> tuple[keras.Model, keras.Model, keras.Model]:
     encoder = build_encoder()
     decoder = build_decoder(vocabulary_size, encoder.output.shape[1])
-    image = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
-    tokens = keras.Input((SEQ_LENGTH,), dtype="int32", name="caption_in")
-    model = keras.Model({"image": image, "caption_in": tokens}, decoder([tokens, encoder(image)]))
+    image = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="images")
+    tokens = keras.Input((SEQ_LENGTH,), dtype="int32", name="token_ids")
+    model = keras.Model({"images": image, "token_ids": tokens}, decoder([tokens, encoder(image)]))
     return model, encoder, decoder
 
 

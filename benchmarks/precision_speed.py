@@ -52,8 +52,8 @@ def make_model(precision: str):
 def seconds_per_step(model, batch: int, steps: int) -> float:
     rng = np.random.default_rng(0)
     inputs = {
-        "image": rng.integers(0, 256, (batch * 8, 64, 64, 3)).astype("uint8"),
-        "caption_in": rng.integers(1, VOCABULARY, (batch * 8, LENGTH)).astype("int32"),
+        "images": rng.integers(0, 256, (batch * 8, 64, 64, 3)).astype("uint8"),
+        "token_ids": rng.integers(1, VOCABULARY, (batch * 8, LENGTH)).astype("int32"),
     }
     targets = rng.integers(1, VOCABULARY, (batch * 8, LENGTH)).astype("int32")
     data = tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(batch).repeat()

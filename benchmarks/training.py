@@ -75,7 +75,7 @@ def naive_dataset(frame: pd.DataFrame, tokenizer, image_shape, batch_size) -> tf
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     dataset = dataset.batch(batch_size).map(
-        lambda images, ids: ({"image": images, "caption_in": ids[:, :-1]}, ids[:, 1:])
+        lambda images, ids: ({"images": images, "token_ids": ids[:, :-1]}, ids[:, 1:])
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -96,7 +96,7 @@ def frozen_features_dataset(
     dataset = dataset.shuffle(len(frame), seed=0, reshuffle_each_iteration=True).repeat()
     dataset = dataset.batch(batch_size).map(
         lambda rows, ids: (
-            {"grid": tf.gather(grids, rows), "caption_in": ids[:, :-1]},
+            {"grid": tf.gather(grids, rows), "token_ids": ids[:, :-1]},
             ids[:, 1:],
         )
     )
@@ -104,16 +104,16 @@ def frozen_features_dataset(
 
 
 def decoder_only_model(model: keras.Model) -> keras.Model:
-    """The captioner's decoder alone: `{"grid", "caption_in"}` -> logits."""
+    """The captioner's decoder alone: `{"grid", "token_ids"}` -> logits."""
     encoder = model.get_layer("image_encoder")
     grid_shape = encoder.output["grid"].shape[1:]
     inputs = {
         "grid": keras.Input(grid_shape, name="grid"),
-        "caption_in": keras.Input(
-            model.input["caption_in"].shape[1:], dtype="int32", name="caption_in"
+        "token_ids": keras.Input(
+            model.input["token_ids"].shape[1:], dtype="int32", name="token_ids"
         ),
     }
-    logits = model.get_layer("caption_decoder")(inputs["caption_in"], inputs["grid"])
+    logits = model.get_layer("caption_decoder")(inputs["token_ids"], inputs["grid"])
     return keras.Model(inputs, logits, name="frozen_encoder_captioner")
 
 

@@ -105,7 +105,7 @@ def main(argv=None) -> dict:
     )
     tokenizer.save_vocabulary(out / "vocab.txt")
 
-    # ({"image": uint8 [B, H, W, 3], "caption_in": int32 [B, T]}, caption_out [B, T]);
+    # ({"images": uint8 [B, H, W, 3], "token_ids": int32 [B, T]}, caption_out [B, T]);
     # each image is decoded once for its captions; repeat() + steps_per_epoch.
     image_shape = (settings.image_size, settings.image_size)
     batch_size = settings.batch_size

@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
     )
     tokenizer.save_vocabulary(out / "vocab.txt")
 
-    # ({"image": uint8 [B, H, W, 3], "caption_in": int32 [B, T]}, caption_out [B, T]).
+    # ({"images": uint8 [B, H, W, 3], "token_ids": int32 [B, T]}, caption_out [B, T]).
     # Each image is decoded once for its 5 captions; decoded images are cached in memory
     # (6,000 x 224 x 224 x 3 bytes ~ 0.9 GB). repeat() + steps_per_epoch avoids a stall
     # at epoch ends on TF 2.21.

@@ -93,7 +93,7 @@ def main(argv=None) -> dict:
     )
     tokenizer.save_vocabulary(out / "vocab.txt")
 
-    # ({"image", "caption_in"}, {"caption": caption_out, "contrastive": image group id}):
+    # ({"images", "token_ids"}, {"caption": caption_out, "contrastive": image group id}):
     # rows showing the same image share a group id, so two captions of one image in a
     # batch are positives of each other for InfoNCE.
     image_shape = (settings.image_size, settings.image_size)
@@ -153,7 +153,7 @@ def main(argv=None) -> dict:
         dataset(test, shuffle=False), steps=eval_steps(test), verbose=0, return_dict=True
     )
     metrics = {f"test_{k}": float(v) for k, v in metrics.items()}
-    # Retrieval over the whole test split: the text tower reads `caption_in`, i.e. the
+    # Retrieval over the whole test split: the text tower reads `token_ids`, i.e. the
     # tokenizer's ids without the last one.
     image_tower, text_tower = multitask_retrieval_towers(model)
     index = build_retrieval_index(
@@ -175,7 +175,7 @@ def main(argv=None) -> dict:
         make_caption_dataset(
             shown, tokenizer, image_shape=image_shape, batch_size=len(shown), shuffle=False
         )
-    ))[0]["image"]  # fmt: skip
+    ))[0]["images"]  # fmt: skip
     texts = generator.generate(images)["text"].numpy().astype(str).tolist()
     for row, text in zip(shown.itertuples(), texts, strict=True):
         print(f"{row.image_id}: {text!r} (reference: {row.caption!r})")

@@ -59,8 +59,8 @@ def image_index(image):
 def epoch_pairs(dataset, tokenizer):
     pairs = []
     for inputs, _ in dataset:
-        texts = tokenizer.detokenize(inputs["caption_in"]).numpy()
-        for image, text in zip(inputs["image"].numpy(), texts, strict=True):
+        texts = tokenizer.detokenize(inputs["token_ids"]).numpy()
+        for image, text in zip(inputs["images"].numpy(), texts, strict=True):
             pairs.append((image_index(image), text.decode()))
     return pairs
 
@@ -70,18 +70,18 @@ def test_shapes_dtypes_and_token_layout(tmp_path):
     tokenizer = tokenizer_for(frame)
     dataset = make_caption_dataset(frame, tokenizer, image_shape=(4, 5), batch_size=7)
     inputs_spec, target_spec = dataset.element_spec
-    assert inputs_spec["image"].shape.as_list() == [None, 4, 5, 3]
-    assert inputs_spec["image"].dtype == tf.uint8
-    assert inputs_spec["caption_in"].shape.as_list() == [None, SEQ]
-    assert inputs_spec["caption_in"].dtype == tf.int32
+    assert inputs_spec["images"].shape.as_list() == [None, 4, 5, 3]
+    assert inputs_spec["images"].dtype == tf.uint8
+    assert inputs_spec["token_ids"].shape.as_list() == [None, SEQ]
+    assert inputs_spec["token_ids"].dtype == tf.int32
     assert target_spec.shape.as_list() == [None, SEQ]
     assert target_spec.dtype == tf.int32
     batches = list(dataset)
     assert [int(b[1].shape[0]) for b in batches] == [7, 7, 7, 7, 2]
-    caption_in = np.concatenate([b[0]["caption_in"].numpy() for b in batches])
+    token_ids = np.concatenate([b[0]["token_ids"].numpy() for b in batches])
     caption_out = np.concatenate([b[1].numpy() for b in batches])
-    assert np.all(caption_in[:, 0] == tokenizer.start_id)
-    np.testing.assert_array_equal(caption_in[:, 1:], caption_out[:, :-1])
+    assert np.all(token_ids[:, 0] == tokenizer.start_id)
+    np.testing.assert_array_equal(token_ids[:, 1:], caption_out[:, :-1])
     # "image3 caption2 ." = 3 words: out = w w w <end> <pad> <pad>
     np.testing.assert_array_equal(caption_out[:, 3], tokenizer.end_id)
     np.testing.assert_array_equal(caption_out[:, 4:], 0)
@@ -228,8 +228,8 @@ def test_augmentation_keeps_uint8(tmp_path):
         frame, tokenizer_for(frame), image_shape=(8, 8), batch_size=4, augment=augment
     )
     inputs, _ = next(iter(dataset))
-    assert inputs["image"].dtype == tf.uint8
-    assert inputs["image"].shape == (4, 8, 8, 3)
+    assert inputs["images"].dtype == tf.uint8
+    assert inputs["images"].shape == (4, 8, 8, 3)
 
 
 def test_pair_dataset(tmp_path):
@@ -246,15 +246,15 @@ def test_pair_dataset(tmp_path):
     )
     dataset = make_pair_dataset(frame, image_shape=(4, 4), batch_size=2, seed=5)
     inputs_spec, label_spec = dataset.element_spec
-    assert inputs_spec["image"].shape.as_list() == [None, 4, 4, 3]
-    assert inputs_spec["image"].dtype == tf.uint8
+    assert inputs_spec["images"].shape.as_list() == [None, 4, 4, 3]
+    assert inputs_spec["images"].dtype == tf.uint8
     assert inputs_spec["text"].dtype == tf.string
     assert inputs_spec["text"].shape.as_list() == [None]
     assert label_spec.dtype == tf.int32
     seen = []
     for inputs, labels in dataset:
         for image, text, label in zip(
-            inputs["image"].numpy(), inputs["text"].numpy(), labels, strict=True
+            inputs["images"].numpy(), inputs["text"].numpy(), labels, strict=True
         ):
             seen.append((image_index(image), text.decode(), int(label)))
     expected = [

@@ -68,13 +68,13 @@ def test_round_trip(caption_frame, tmp_path):
     def rows(dataset):
         found = []
         for inputs, caption_out in dataset:
-            for image, caption_in, target in zip(
-                inputs["image"].numpy(),
-                inputs["caption_in"].numpy(),
+            for image, token_ids, target in zip(
+                inputs["images"].numpy(),
+                inputs["token_ids"].numpy(),
                 caption_out.numpy(),
                 strict=True,
             ):
-                found.append((int(image[0, 0, 0]), tuple(caption_in), tuple(target)))
+                found.append((int(image[0, 0, 0]), tuple(token_ids), tuple(target)))
         return sorted(found)
 
     assert rows(ours) == rows(reference) and len(rows(ours)) == 10
@@ -84,7 +84,7 @@ def test_round_trip(caption_frame, tmp_path):
     repeated = make_caption_tfrecord_dataset(
         out, tokenizer, split="train", image_shape=(4, 4), batch_size=4, repeat=True, cache=True
     )
-    assert [b[0]["image"].shape[0] for b in repeated.take(4)] == [4, 4, 4, 4]
+    assert [b[0]["images"].shape[0] for b in repeated.take(4)] == [4, 4, 4, 4]
 
 
 def test_cli_to_tfrecord(tiny_shapes_dir, tmp_path, capsys):

@@ -64,17 +64,17 @@ def generator(request):
 def _recompute_greedy(generator, images, max_length):
     """The keras.io way: run the whole model on the prefix for every new token."""
     batch = images.shape[0]
-    caption_in = np.zeros((batch, generator.max_length), "int32")
-    caption_in[:, 0] = TOKENIZER.start_id
+    token_ids = np.zeros((batch, generator.max_length), "int32")
+    token_ids[:, 0] = TOKENIZER.start_id
     tokens = np.zeros((batch, max_length), "int32")
     finished = np.zeros(batch, bool)
     for index in range(max_length):
-        logits = generator.model({"image": images, "caption_in": caption_in}).numpy()
+        logits = generator.model({"images": images, "token_ids": token_ids}).numpy()
         next_token = np.where(finished, 0, logits[:, index].argmax(-1))
         tokens[:, index] = next_token
         finished |= next_token == TOKENIZER.end_id
         if index + 1 < generator.max_length:
-            caption_in[:, index + 1] = next_token
+            token_ids[:, index + 1] = next_token
     return tokens
 
 

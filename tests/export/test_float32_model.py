@@ -34,8 +34,8 @@ SMALL = {
 def _inputs():
     rng = np.random.default_rng(0)
     return {
-        "image": rng.integers(0, 256, (2, 32, 32, 3)).astype("uint8"),
-        "caption_in": rng.integers(1, 12, (2, 6)).astype("int32"),
+        "images": rng.integers(0, 256, (2, 32, 32, 3)).astype("uint8"),
+        "token_ids": rng.integers(1, 12, (2, 6)).astype("int32"),
     }
 
 

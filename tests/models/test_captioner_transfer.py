@@ -56,7 +56,7 @@ def test_features_are_the_captioners_likelihood_of_the_text(captioner, classifie
     grid = encoder(IMAGES)["grid"]
     np.testing.assert_allclose(grid, captioner.get_layer("image_encoder")(IMAGES)["grid"])
     features = np.asarray(classifier.get_layer("captioner_text_reader")(token_ids, grid))
-    logits = np.asarray(captioner({"image": IMAGES, "caption_in": token_ids[:, :-1]}), "float64")
+    logits = np.asarray(captioner({"images": IMAGES, "token_ids": token_ids[:, :-1]}), "float64")
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     targets = token_ids[:, 1:]
     expected = [

@@ -59,12 +59,12 @@ def kind(request):
 
 def test_inputs_and_output_shapes(kind):
     model = TINY[kind]()
-    assert model.input["image"].dtype == "uint8"
-    assert model.input["caption_in"].shape == (None, LENGTH)
-    logits = model({"image": IMAGES, "caption_in": CAPTION_IN})
+    assert model.input["images"].dtype == "uint8"
+    assert model.input["token_ids"].shape == (None, LENGTH)
+    logits = model({"images": IMAGES, "token_ids": CAPTION_IN})
     assert logits.shape == (2, LENGTH, VOCAB)
     # Float images in [0, 255] are accepted too.
-    float_logits = model({"image": IMAGES.astype("float32"), "caption_in": CAPTION_IN})
+    float_logits = model({"images": IMAGES.astype("float32"), "token_ids": CAPTION_IN})
     np.testing.assert_allclose(float_logits, logits, atol=1e-5)
 
 
@@ -73,7 +73,7 @@ def test_keras_file_round_trip_gives_identical_logits(kind, tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)
     restored = keras.saving.load_model(path, safe_mode=True)
-    inputs = {"image": IMAGES, "caption_in": CAPTION_IN}
+    inputs = {"images": IMAGES, "token_ids": CAPTION_IN}
     np.testing.assert_array_equal(restored(inputs).numpy(), model(inputs).numpy())
 
 
@@ -82,8 +82,8 @@ def test_padding_does_not_change_real_positions(kind):
     model = TINY[kind]()
     other = CAPTION_IN.copy()
     other[0, 4:] = [9, 9]
-    first = model({"image": IMAGES, "caption_in": CAPTION_IN}).numpy()
-    second = model({"image": IMAGES, "caption_in": other}).numpy()
+    first = model({"images": IMAGES, "token_ids": CAPTION_IN}).numpy()
+    second = model({"images": IMAGES, "token_ids": other}).numpy()
     np.testing.assert_allclose(first[0, :4], second[0, :4], atol=1e-5)
 
 
@@ -91,7 +91,7 @@ def test_tiny_model_overfits_one_batch(kind):
     keras.utils.set_random_seed(0)
     model = compile_captioner(TINY[kind](), total_steps=150, learning_rate=1e-2, weight_decay=0.0)
     dataset = tf.data.Dataset.from_tensors(
-        ({"image": IMAGES, "caption_in": CAPTION_IN}, CAPTION_OUT)
+        ({"images": IMAGES, "token_ids": CAPTION_IN}, CAPTION_OUT)
     ).repeat()
     start = model.evaluate(dataset, steps=1, verbose=0, return_dict=True)
     model.fit(dataset, steps_per_epoch=150, epochs=1, verbose=0)

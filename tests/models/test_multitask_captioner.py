@@ -41,8 +41,8 @@ CAPTIONERS = {
 TOWER = {"embedding_dim": 8, "hidden_dim": 8, "projection_dim": 4}
 RNG = np.random.default_rng(0)
 INPUTS = {
-    "image": RNG.integers(0, 256, (3, *IMAGE)).astype("uint8"),
-    "caption_in": np.array([[2, 4, 5, 3, 0, 0], [2, 7, 8, 9, 3, 0], [2, 6, 3, 0, 0, 0]], "int32"),
+    "images": RNG.integers(0, 256, (3, *IMAGE)).astype("uint8"),
+    "token_ids": np.array([[2, 4, 5, 3, 0, 0], [2, 7, 8, 9, 3, 0], [2, 6, 3, 0, 0, 0]], "int32"),
 }
 
 
@@ -67,8 +67,8 @@ def test_outputs_share_the_captioner_layers(kind):
     assert len(model.get_layer("image_encoder")._inbound_nodes) == 1
     # Contrastive logits = exp(logit_scale) x cosine similarities of the towers' outputs.
     image_tower, text_tower = multitask_retrieval_towers(model)
-    images = np.asarray(image_tower(INPUTS["image"]))
-    texts = np.asarray(text_tower(INPUTS["caption_in"]))
+    images = np.asarray(image_tower(INPUTS["images"]))
+    texts = np.asarray(text_tower(INPUTS["token_ids"]))
     np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(out["contrastive"].numpy(), images @ texts.T / 0.07, atol=1e-4)
 
@@ -78,7 +78,7 @@ def test_keras_file_round_trip_and_captioner_inside(kind):
     model = build_multitask_captioner(captioner, text_encoder="transformer", num_heads=2, **TOWER)
     restored = run_model_saving_test(model, INPUTS, atol=1e-5)
     inner = captioner_from_multitask(restored)
-    assert set(inner.input) == {"image", "caption_in"}
+    assert set(inner.input) == {"images", "token_ids"}
     np.testing.assert_allclose(inner(INPUTS).numpy(), captioner(INPUTS).numpy(), atol=1e-5)
 
 
@@ -86,13 +86,13 @@ def test_targets_group_rows_with_the_same_image():
     a, b, c = RNG.integers(0, 256, (3, *IMAGE)).astype("uint8")
     images = np.stack([a, b, a, c, b])
     caption_out = np.ones((5, LENGTH), "int32")
-    inputs, targets = multitask_captioner_targets({"image": images}, caption_out)
+    inputs, targets = multitask_captioner_targets({"images": images}, caption_out)
     assert targets["contrastive"].dtype == tf.int32
     assert targets["contrastive"].numpy().tolist() == [0, 1, 0, 3, 1]
-    assert targets["caption"] is caption_out and inputs["image"] is images
+    assert targets["caption"] is caption_out and inputs["images"] is images
     # One pixel differs: another image.
     images[2, 0, 0, 0] ^= 1
-    _, targets = multitask_captioner_targets({"image": images}, caption_out)
+    _, targets = multitask_captioner_targets({"images": images}, caption_out)
     assert targets["contrastive"].numpy().tolist() == [0, 1, 2, 3, 1]
 
 
@@ -126,7 +126,7 @@ def test_training_lowers_both_losses_and_the_captioner_decodes(tiny_shapes_dir):
 
     # Greedy decoding: the captioner inside the multi-task model and the original
     # captioner object are one captioner.
-    images = next(iter(data))[0]["image"][:4]
+    images = next(iter(data))[0]["images"][:4]
     results = [
         CaptionGenerator(m, tokenizer).generate(images)
         for m in (captioner, captioner_from_multitask(model))
@@ -179,4 +179,4 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="Received: contrastive_weight=-1"):
         compile_multitask_captioner(model, total_steps=10, contrastive_weight=-1)
     with pytest.raises(ValueError, match="Received: inputs=ndarray"):
-        multitask_captioner_targets(INPUTS["image"], None)
+        multitask_captioner_targets(INPUTS["images"], None)

@@ -7,7 +7,7 @@ pipeline runs over unique images, then expands each decoded image to one element
 images (+ their tokenised captions) -> shuffle image order (seeded, each epoch)
   -> read + decode + resize (parallel, AUTOTUNE, order kept) -> [cache decoded images]
   -> one element per (image, caption) -> shuffle pairs -> [repeat] -> batch
-  -> split caption_in / caption_out -> [augment] -> prefetch
+  -> split token_ids / caption_out -> [augment] -> prefetch
 ```
 
 With `cache=True` the decoded images are cached in a fixed order and shuffled after the
@@ -34,7 +34,7 @@ Example:
 >>> tokenizer = CaptionTokenizer.from_captions(frame.caption, sequence_length=5)
 >>> dataset = make_caption_dataset(frame, tokenizer, image_shape=(4, 4), batch_size=2)
 >>> inputs, caption_out = next(iter(dataset))
->>> inputs["image"].shape, inputs["caption_in"].shape, caption_out.shape
+>>> inputs["images"].shape, inputs["token_ids"].shape, caption_out.shape
 (TensorShape([2, 4, 4, 3]), TensorShape([2, 5]), TensorShape([2, 5]))
 """
 
@@ -295,9 +295,9 @@ def make_caption_dataset(
     check_images: str = "decode",
     shuffle_buffer_size: int | None = None,
 ) -> tf.data.Dataset:
-    """Caption frame -> `({"image": uint8 [B,H,W,3], "caption_in": int32 [B,T]}, caption_out)`.
+    """Caption frame -> `({"images": uint8 [B,H,W,3], "token_ids": int32 [B,T]}, caption_out)`.
 
-    `tokens = tokenizer(captions)` has length `T + 1`; `caption_in = tokens[:, :-1]` and
+    `tokens = tokenizer(captions)` has length `T + 1`; `token_ids = tokens[:, :-1]` and
     `caption_out = tokens[:, 1:]` (int32, `<pad>` = 0 so a masked loss ignores padding).
     One element per caption, so an image with 5 captions appears 5 times per epoch.
 
@@ -357,7 +357,7 @@ def make_caption_dataset(
         if augment is not None:
             images = _augment_images(augment, images)
         tokens = batch_rows["tokens"]
-        return {"image": images, "caption_in": tokens[:, :-1]}, tokens[:, 1:]
+        return {"images": images, "token_ids": tokens[:, :-1]}, tokens[:, 1:]
 
     dataset = dataset.map(to_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -378,7 +378,7 @@ def make_pair_dataset(
     check_images: str = "decode",
     shuffle_buffer_size: int | None = None,
 ) -> tf.data.Dataset:
-    """Pair frame -> `({"image": uint8 [B,H,W,3], "text": tf.string [B]}, label int32 [B])`.
+    """Pair frame -> `({"images": uint8 [B,H,W,3], "text": tf.string [B]}, label int32 [B])`.
 
     Text stays raw (models tokenise in-graph). Arguments as in `make_caption_dataset`;
     `frame` needs `image_path`, `text` and integer `label` columns (-1 = unlabelled), or is
@@ -419,7 +419,7 @@ def make_pair_dataset(
     def to_inputs_targets(images, batch_rows):
         if augment is not None:
             images = _augment_images(augment, images)
-        return {"image": images, "text": batch_rows["text"]}, batch_rows["label"]
+        return {"images": images, "text": batch_rows["text"]}, batch_rows["label"]
 
     dataset = dataset.map(to_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

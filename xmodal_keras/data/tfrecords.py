@@ -11,7 +11,7 @@ DIR/
 `write_caption_tfrecords(frame, out_dir, num_shards)` writes them from a caption
 DataFrame (any reader of `data/readers/`; `xmodal data to-tfrecord PATH --shards N`).
 `make_caption_tfrecord_dataset(dir, tokenizer, split=...)` reads them into the same
-`({"image", "caption_in"}, caption_out)` batches as `make_caption_dataset` (each image
+`({"images", "token_ids"}, caption_out)` batches as `make_caption_dataset` (each image
 decoded once for all of its captions); under a multi-worker strategy the shards are split
 between workers by file (`AutoShardPolicy.FILE`). `read_caption_tfrecords` gives the
 captions as a DataFrame (for the vocabulary) without decoding images.
@@ -33,7 +33,7 @@ Example:
 >>> dataset = make_caption_tfrecord_dataset(root / "records", tokenizer, image_shape=(4, 4),
 ...                                         batch_size=2)
 >>> inputs, caption_out = next(iter(dataset))
->>> inputs["image"].shape, inputs["caption_in"].shape, caption_out.shape
+>>> inputs["images"].shape, inputs["token_ids"].shape, caption_out.shape
 (TensorShape([2, 4, 4, 3]), TensorShape([2, 5]), TensorShape([2, 5]))
 """
 
@@ -232,7 +232,7 @@ def make_caption_tfrecord_dataset(
     drop_remainder: bool = False,
     shuffle_buffer_size: int | None = None,
 ) -> tf.data.Dataset:
-    """TFRecord folder -> `({"image": uint8 [B,H,W,3], "caption_in": int32 [B,T]},
+    """TFRecord folder -> `({"images": uint8 [B,H,W,3], "token_ids": int32 [B,T]},
     caption_out int32 [B,T])`, like `make_caption_dataset`.
 
     Shards are interleaved (deterministic order), each image decoded once and repeated
@@ -291,7 +291,7 @@ def make_caption_tfrecord_dataset(
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
-        lambda images, tokens: ({"image": images, "caption_in": tokens[:, :-1]}, tokens[:, 1:]),
+        lambda images, tokens: ({"images": images, "token_ids": tokens[:, :-1]}, tokens[:, 1:]),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return shard_by(dataset.prefetch(tf.data.AUTOTUNE), "file")

@@ -79,7 +79,7 @@ class CaptionGenerator:
         self.tokenizer = tokenizer
         self.encoder = model.get_layer(IMAGE_ENCODER_NAME)
         self.decoder = model.get_layer(CAPTION_DECODER_NAME)
-        sequence_length = model.input["caption_in"].shape[1]
+        sequence_length = model.input["token_ids"].shape[1]
         if max_length is None:
             max_length = sequence_length
         if not isinstance(max_length, int) or not 1 <= max_length <= sequence_length:
@@ -94,7 +94,7 @@ class CaptionGenerator:
             )
         self.max_length = max_length
         self.jit_compile = jit_compile
-        self.image_shape = tuple(model.input["image"].shape[1:])
+        self.image_shape = tuple(model.input["images"].shape[1:])
         self._functions = {}
 
     @property

@@ -162,8 +162,8 @@ def export_captioner_saved_model(
     archive = build_serving_archive(model, tokenizer, beam_width=beam_width, max_pixels=max_pixels)
     info = {
         "signatures": list(SIGNATURES),
-        "image_shape": list(model.input["image"].shape[1:]),
-        "max_length": int(model.input["caption_in"].shape[1]),
+        "image_shape": list(model.input["images"].shape[1:]),
+        "max_length": int(model.input["token_ids"].shape[1]),
         "beam_width": beam_width,
         "max_pixels": max_pixels,
         "vocabulary_size": tokenizer.vocabulary_size,

@@ -9,7 +9,7 @@ CAPTION_DECODER_NAME = "caption_decoder"
 
 
 def captioner_inputs(image_shape: tuple[int, int, int], sequence_length: int) -> dict:
-    """The `{"image", "caption_in"}` inputs every captioner takes."""
+    """The `{"images", "token_ids"}` inputs every captioner takes."""
     if not isinstance(sequence_length, int) or isinstance(sequence_length, bool):
         raise ValueError(f"`sequence_length` must be an int. Received: {sequence_length!r}")
     if sequence_length < 2:
@@ -17,8 +17,8 @@ def captioner_inputs(image_shape: tuple[int, int, int], sequence_length: int) ->
             f"`sequence_length` must be >= 2. Received: sequence_length={sequence_length}"
         )
     return {
-        "image": keras.Input(shape=tuple(image_shape), dtype="uint8", name="image"),
-        "caption_in": keras.Input(shape=(sequence_length,), dtype="int32", name="caption_in"),
+        "images": keras.Input(shape=tuple(image_shape), dtype="uint8", name="images"),
+        "token_ids": keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids"),
     }
 
 

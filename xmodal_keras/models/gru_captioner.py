@@ -25,17 +25,17 @@ def build_gru_captioner(
     dropout: float = 0.0,
     attention_regularization: float = 0.0,
 ) -> keras.Model:
-    """Build a Show-Attend-Tell captioner: `{"image", "caption_in"}` -> next-token logits.
+    """Build a Show-Attend-Tell captioner: `{"images", "token_ids"}` -> next-token logits.
 
     The image (uint8 or float RGB in [0, 255], `image_shape`) goes through the image
     encoder (its own preprocessing inside) to a region grid and a pooled vector; a
-    `GRUCaptionDecoder` attends over the grid while reading `caption_in` (teacher
+    `GRUCaptionDecoder` attends over the grid while reading `token_ids` (teacher
     forcing) and returns logits `[batch, sequence_length, vocabulary_size]`. Build it
     inside a `tf.distribute` strategy scope to train on several devices.
 
     Args:
         vocabulary_size: int, the tokenizer's vocabulary size.
-        sequence_length: int, length of `caption_in` (and the longest caption decoded).
+        sequence_length: int, length of `token_ids` (and the longest caption decoded).
         image_shape: `(height, width, 3)`. Defaults to `(64, 64, 3)`.
         encoder: a name from `IMAGE_ENCODER_NAMES` or an encoder model returning
             `{"grid", "pooled"}`. Defaults to `"small_cnn"`.
@@ -52,8 +52,8 @@ def build_gru_captioner(
     >>> model = build_gru_captioner(vocabulary_size=12, sequence_length=6,
     ...     image_shape=(32, 32, 3), encoder_kwargs={"hidden_dim": 8},
     ...     embedding_dim=8, hidden_dim=8)
-    >>> logits = model({"image": np.zeros((2, 32, 32, 3), "uint8"),
-    ...                 "caption_in": np.ones((2, 6), "int32")})
+    >>> logits = model({"images": np.zeros((2, 32, 32, 3), "uint8"),
+    ...                 "token_ids": np.ones((2, 6), "int32")})
     >>> tuple(logits.shape)
     (2, 6, 12)
     """
@@ -61,7 +61,7 @@ def build_gru_captioner(
     image_encoder = captioner_image_encoder(
         encoder, image_shape, encoder_weights, trainable_blocks, encoder_kwargs
     )
-    features = image_encoder(inputs["image"])
+    features = image_encoder(inputs["images"])
     decoder = GRUCaptionDecoder(
         vocabulary_size=vocabulary_size,
         embedding_dim=embedding_dim,
@@ -71,5 +71,5 @@ def build_gru_captioner(
         attention_regularization=attention_regularization,
         name=CAPTION_DECODER_NAME,
     )
-    logits = decoder(inputs["caption_in"], features["grid"], features["pooled"])
+    logits = decoder(inputs["token_ids"], features["grid"], features["pooled"])
     return keras.Model(inputs, logits, name="gru_captioner")

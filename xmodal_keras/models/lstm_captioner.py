@@ -23,17 +23,17 @@ def build_lstm_captioner(
     hidden_dim: int = 512,
     dropout: float = 0.0,
 ) -> keras.Model:
-    """Build a Show-and-Tell captioner: `{"image", "caption_in"}` -> next-token logits.
+    """Build a Show-and-Tell captioner: `{"images", "token_ids"}` -> next-token logits.
 
     The image encoder's pooled vector is projected and fed to an `LSTMCaptionDecoder`
-    as its first input (Vinyals et al. 2015, im2txt); the LSTM then reads `caption_in`
+    as its first input (Vinyals et al. 2015, im2txt); the LSTM then reads `token_ids`
     (teacher forcing) and returns logits `[batch, sequence_length, vocabulary_size]`.
     No attention: the region grid is not read. Build it inside a `tf.distribute`
     strategy scope to train on several devices.
 
     Args:
         vocabulary_size: int, the tokenizer's vocabulary size.
-        sequence_length: int, length of `caption_in` (and the longest caption decoded).
+        sequence_length: int, length of `token_ids` (and the longest caption decoded).
         image_shape, encoder, encoder_weights, trainable_blocks, encoder_kwargs: see
             `build_gru_captioner`.
         embedding_dim, hidden_dim, dropout: see `LSTMCaptionDecoder`.
@@ -44,8 +44,8 @@ def build_lstm_captioner(
     >>> model = build_lstm_captioner(vocabulary_size=12, sequence_length=6,
     ...     image_shape=(32, 32, 3), encoder_kwargs={"hidden_dim": 8},
     ...     embedding_dim=8, hidden_dim=8)
-    >>> logits = model({"image": np.zeros((2, 32, 32, 3), "uint8"),
-    ...                 "caption_in": np.ones((2, 6), "int32")})
+    >>> logits = model({"images": np.zeros((2, 32, 32, 3), "uint8"),
+    ...                 "token_ids": np.ones((2, 6), "int32")})
     >>> tuple(logits.shape)
     (2, 6, 12)
     """
@@ -53,7 +53,7 @@ def build_lstm_captioner(
     image_encoder = captioner_image_encoder(
         encoder, image_shape, encoder_weights, trainable_blocks, encoder_kwargs
     )
-    features = image_encoder(inputs["image"])
+    features = image_encoder(inputs["images"])
     decoder = LSTMCaptionDecoder(
         vocabulary_size=vocabulary_size,
         embedding_dim=embedding_dim,
@@ -61,5 +61,5 @@ def build_lstm_captioner(
         dropout=dropout,
         name=CAPTION_DECODER_NAME,
     )
-    logits = decoder(inputs["caption_in"], features["grid"], features["pooled"])
+    logits = decoder(inputs["token_ids"], features["grid"], features["pooled"])
     return keras.Model(inputs, logits, name="lstm_captioner")

@@ -2,7 +2,7 @@
 
 The captioner's own image encoder is shared: its pooled vector goes through a
 `ProjectionHead` into a space shared with a text tower that reads the same
-`caption_in` tokens, and `ContrastiveLogits` (learned temperature) scores every image of
+`token_ids` tokens, and `ContrastiveLogits` (learned temperature) scores every image of
 the batch against every caption. Training both heads at once with `model.fit` (masked
 caption loss + `InfoNCELoss`, see `compile_multitask_captioner`) asks the encoder for
 features that both describe the image word by word and pick it out among the batch's
@@ -19,8 +19,8 @@ Example:
 ...     embedding_dim=8, hidden_dim=8)
 >>> model = build_multitask_captioner(captioner, embedding_dim=8, hidden_dim=8,
 ...     projection_dim=4)
->>> inputs = {"image": np.zeros((3, 32, 32, 3), "uint8"),
-...           "caption_in": np.ones((3, 6), "int32")}
+>>> inputs = {"images": np.zeros((3, 32, 32, 3), "uint8"),
+...           "token_ids": np.ones((3, 6), "int32")}
 >>> {k: tuple(v.shape) for k, v in model(inputs).items()}
 {'caption': (3, 6, 12), 'contrastive': (3, 3)}
 >>> inputs, targets = multitask_captioner_targets(inputs, np.ones((3, 6), "int32"))
@@ -50,12 +50,12 @@ def _image_features(captioner: keras.Model) -> dict:
     try:
         encoder = captioner.get_layer(IMAGE_ENCODER_NAME)
         captioner.get_layer(CAPTION_DECODER_NAME)
-        image = captioner.input["image"]
-        captioner.input["caption_in"]
+        image = captioner.input["images"]
+        captioner.input["token_ids"]
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(
             "`captioner` must be a model from `build_gru_captioner`, `build_lstm_captioner` "
-            "or `build_transformer_captioner` (inputs {'image', 'caption_in'}, layers "
+            "or `build_transformer_captioner` (inputs {'images', 'token_ids'}, layers "
             f"'{IMAGE_ENCODER_NAME}' and '{CAPTION_DECODER_NAME}'). "
             f"Received: captioner={getattr(captioner, 'name', captioner)!r}"
         ) from error
@@ -89,12 +89,12 @@ def build_multitask_captioner(
 ) -> keras.Model:
     """Add a contrastive head on a captioner's image encoder: `{"caption", "contrastive"}`.
 
-    The returned functional model takes the captioner's inputs (`{"image", "caption_in"}`)
+    The returned functional model takes the captioner's inputs (`{"images", "token_ids"}`)
     and returns `{"caption": next-token logits [B, S, vocabulary_size], "contrastive":
     [B, B] logits}` (row = image, column = caption). The image side is the captioner's
     own image encoder (its pooled vector, computed once for both heads) -> `ProjectionHead`
     (`"image_projection"`) -> `UnitNormalization` (`"image_embeddings"`); the text side is
-    a text tower (`"text_tower"`, as in `build_dual_encoder`) over `caption_in`;
+    a text tower (`"text_tower"`, as in `build_dual_encoder`) over `token_ids`;
     `ContrastiveLogits` (`"contrastive_logits"`) holds the learned temperature. Every
     layer of `captioner` is shared, not copied: training the multi-task model trains
     `captioner`, `captioner_from_multitask(model)` gets it back (also after loading a
@@ -131,7 +131,7 @@ def build_multitask_captioner(
     )
     text_tower = build_text_tower(
         vocabulary_size=captioner.get_layer(CAPTION_DECODER_NAME).vocabulary_size,
-        sequence_length=inputs["caption_in"].shape[1],
+        sequence_length=inputs["token_ids"].shape[1],
         projection_dim=projection_dim,
         text_encoder=text_encoder,
         embedding_dim=embedding_dim,
@@ -146,7 +146,7 @@ def build_multitask_captioner(
         initial_temperature=initial_temperature,
         trainable_temperature=trainable_temperature,
         name=CONTRASTIVE_LOGITS_NAME,
-    )(image_embeddings, text_tower(inputs["caption_in"]))
+    )(image_embeddings, text_tower(inputs["token_ids"]))
     outputs = {CAPTION_OUTPUT: captioner.output, CONTRASTIVE_OUTPUT: logits}
     return keras.Model(inputs, outputs, name=name)
 
@@ -163,7 +163,7 @@ def _check_multitask(model: keras.Model) -> None:
 
 
 def captioner_from_multitask(model: keras.Model, name: str = "captioner") -> keras.Model:
-    """The captioner inside a multi-task model: `{"image", "caption_in"}` -> logits.
+    """The captioner inside a multi-task model: `{"images", "token_ids"}` -> logits.
 
     Shares the weights; use it with `CaptionGenerator`, `model.save` or the exporters.
     """
@@ -174,13 +174,13 @@ def captioner_from_multitask(model: keras.Model, name: str = "captioner") -> ker
 def multitask_retrieval_towers(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     """`(image_tower, text_tower)` of a multi-task model, for retrieval (shared weights).
 
-    `image_tower`: uint8 images -> `[B, projection_dim]`; `text_tower`: `caption_in`
+    `image_tower`: uint8 images -> `[B, projection_dim]`; `text_tower`: `token_ids`
     token ids (`<start> words <end> <pad>...` without the tokenizer's last id) ->
     `[B, projection_dim]`. Both L2-normalised.
     """
     _check_multitask(model)
     image_tower = keras.Model(
-        model.input["image"], model.get_layer(IMAGE_EMBEDDINGS_NAME).output, name="image_tower"
+        model.input["images"], model.get_layer(IMAGE_EMBEDDINGS_NAME).output, name="image_tower"
     )
     return image_tower, model.get_layer(TEXT_TOWER_NAME)
 
@@ -209,11 +209,11 @@ def multitask_captioner_targets(inputs: dict, caption_out) -> tuple[dict, dict]:
     Returns:
         `(inputs, {"caption": caption_out, "contrastive": int32 [B]})`.
     """
-    if not isinstance(inputs, dict) or "image" not in inputs:
+    if not isinstance(inputs, dict) or "images" not in inputs:
         raise ValueError(
             "`inputs` must be a dict with an 'image' entry (a captioning batch). "
             f"Received: inputs={type(inputs).__name__}"
         )
-    images = tf.convert_to_tensor(inputs["image"])
+    images = tf.convert_to_tensor(inputs["images"])
     targets = {CAPTION_OUTPUT: caption_out, CONTRASTIVE_OUTPUT: _image_group_ids(images)}
     return inputs, targets

@@ -25,17 +25,17 @@ def build_transformer_captioner(
     num_heads: int = 4,
     dropout: float = 0.0,
 ) -> keras.Model:
-    """Build a Transformer captioner: `{"image", "caption_in"}` -> next-token logits.
+    """Build a Transformer captioner: `{"images", "token_ids"}` -> next-token logits.
 
     The image encoder's region grid is projected and cross-attended by a
     `TransformerCaptionDecoder` (KerasHub `TokenAndPositionEmbedding` +
-    `TransformerDecoder` blocks) reading `caption_in` with a causal mask. Logits are
+    `TransformerDecoder` blocks) reading `token_ids` with a causal mask. Logits are
     `[batch, sequence_length, vocabulary_size]`. Build it inside a `tf.distribute`
     strategy scope to train on several devices.
 
     Args:
         vocabulary_size: int, the tokenizer's vocabulary size.
-        sequence_length: int, length of `caption_in` (and of the KV caches).
+        sequence_length: int, length of `token_ids` (and of the KV caches).
         image_shape, encoder, encoder_weights, trainable_blocks, encoder_kwargs: see
             `build_gru_captioner`.
         hidden_dim, intermediate_dim, num_layers, num_heads, dropout: see
@@ -47,8 +47,8 @@ def build_transformer_captioner(
     >>> model = build_transformer_captioner(vocabulary_size=12, sequence_length=6,
     ...     image_shape=(32, 32, 3), encoder_kwargs={"hidden_dim": 8},
     ...     hidden_dim=8, num_heads=2, num_layers=1)
-    >>> logits = model({"image": np.zeros((2, 32, 32, 3), "uint8"),
-    ...                 "caption_in": np.ones((2, 6), "int32")})
+    >>> logits = model({"images": np.zeros((2, 32, 32, 3), "uint8"),
+    ...                 "token_ids": np.ones((2, 6), "int32")})
     >>> tuple(logits.shape)
     (2, 6, 12)
     """
@@ -56,7 +56,7 @@ def build_transformer_captioner(
     image_encoder = captioner_image_encoder(
         encoder, image_shape, encoder_weights, trainable_blocks, encoder_kwargs
     )
-    features = image_encoder(inputs["image"])
+    features = image_encoder(inputs["images"])
     decoder = TransformerCaptionDecoder(
         vocabulary_size=vocabulary_size,
         sequence_length=sequence_length,
@@ -67,5 +67,5 @@ def build_transformer_captioner(
         dropout=dropout,
         name=CAPTION_DECODER_NAME,
     )
-    logits = decoder(inputs["caption_in"], features["grid"])
+    logits = decoder(inputs["token_ids"], features["grid"])
     return keras.Model(inputs, logits, name="transformer_captioner")

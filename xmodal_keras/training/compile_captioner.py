@@ -24,7 +24,7 @@ def compile_captioner(
     Call it inside the strategy scope the model was built in.
 
     Args:
-        model: a captioner (`{"image", "caption_in"}` -> logits).
+        model: a captioner (`{"images", "token_ids"}` -> logits).
         total_steps: optimizer steps of the whole run (epochs x steps per epoch).
         learning_rate: peak learning rate. Defaults to 1e-3.
         warmup_steps: linear warm-up steps. Defaults to 5% of `total_steps`.

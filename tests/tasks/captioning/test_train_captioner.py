@@ -52,7 +52,7 @@ def test_train_writes_the_run_directory(tiny_shapes_dir, tmp_path_factory):
     model, tokenizer, loaded = load_captioner(run.path)
     assert loaded == config.resolved(captions)
     assert tokenizer.get_vocabulary() == run.vocabulary_path.read_text().splitlines()
-    assert model.input["caption_in"].shape[1] == tokenizer.sequence_length == 21
+    assert model.input["token_ids"].shape[1] == tokenizer.sequence_length == 21
     assert model.get_layer("caption_decoder").__class__.__name__ == "GRUCaptionDecoder"
 
 
@@ -99,7 +99,7 @@ def test_lstm_decoder_is_built_from_the_settings(precision):
     assert (decoder.embedding_dim, decoder.hidden_dim, decoder.dropout) == (8, 16, 0.2)
     assert decoder.dtype_policy.name == precision
     logits = model(
-        {"image": np.zeros((2, 32, 32, 3), np.uint8), "caption_in": np.ones((2, 6), np.int32)}
+        {"images": np.zeros((2, 32, 32, 3), np.uint8), "token_ids": np.ones((2, 6), np.int32)}
     )
     assert logits.dtype == "float32" and logits.shape == (2, 6, 12)
 
@@ -139,7 +139,7 @@ def test_mixed_bfloat16_from_tfrecords_saves_a_float32_model(tiny_shapes_dir, tm
     assert model.get_layer("caption_decoder").dtype_policy.name == "mixed_bfloat16"
     images = np.zeros((2, 32, 32, 3), np.uint8)
     tokens = np.ones((2, tokenizer.sequence_length), np.int32)
-    logits = model({"image": images, "caption_in": tokens})
+    logits = model({"images": images, "token_ids": tokens})
     assert logits.dtype == "float32" and logits.shape == (2, 21, tokenizer.vocabulary_size)
 
 

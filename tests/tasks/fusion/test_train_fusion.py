@@ -183,7 +183,7 @@ def test_init_from_a_transformer_captioner_run(tiny_shapes_dir, tmp_path):
     assert run.vocabulary_path.read_text() == source.vocabulary_path.read_text()
     model, tokenizer, written = load_fusion_run(run)
     assert written == config
-    assert model.input["token_ids"].shape[1] == captioner.input["caption_in"].shape[1] + 1
+    assert model.input["token_ids"].shape[1] == captioner.input["token_ids"].shape[1] + 1
     assert model.get_layer("captioner_text_reader").decoder.hidden_dim == 8
     # The baselines start from the same captioner layers (built here, not trained).
     for modalities, inputs in ((("text",), ["token_ids"]), (("image",), ["images"])):

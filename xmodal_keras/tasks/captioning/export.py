@@ -142,7 +142,7 @@ def export_tflite(
     model, run_tokenizer, config = load_captioner(run)
     if quantize == "int8" and representative_images is None:
         representative_images = training_images(
-            config, model.input["image"].shape[1:3], count=num_representative_images
+            config, model.input["images"].shape[1:3], count=num_representative_images
         )
     return export_captioner_tflite(
         model,

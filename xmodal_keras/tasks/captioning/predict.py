@@ -22,6 +22,7 @@ from xmodal_keras.decoding.caption_images import (
     decoding_options,
 )
 from xmodal_keras.evaluation.plots import plot_attention_map
+from xmodal_keras.models.captioner_input_names import with_current_input_names
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 
@@ -29,7 +30,8 @@ from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 def load_captioner(run_dir: str | os.PathLike | RunDirectory):
     """Load a trained captioner run: `(model, tokenizer, config)`.
 
-    `model` comes from `model.keras` (`keras.saving.load_model(..., safe_mode=True)`),
+    `model` comes from `model.keras` (`keras.saving.load_model(..., safe_mode=True)`; a
+    run saved by xmodal_keras 0.1 gets its inputs renamed, `with_current_input_names`),
     `tokenizer` from `vocab.txt` and the config's `sequence_length`, `config` is the
     `CaptionerTrainConfig` of `config.json`.
 
@@ -44,8 +46,8 @@ def load_captioner(run_dir: str | os.PathLike | RunDirectory):
             f"No trained model in {run.path}: {MODEL_FILE} is missing (training did not finish; "
             "run the same `xmodal train captioner` command again to resume)"
         )
-    model = keras.saving.load_model(run.model_path, safe_mode=True)
-    sequence_length = model.input["caption_in"].shape[1]
+    model = with_current_input_names(keras.saving.load_model(run.model_path, safe_mode=True))
+    sequence_length = model.input["token_ids"].shape[1]
     tokenizer = CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, sequence_length)
     return model, tokenizer, config
 

@@ -160,7 +160,7 @@ def make_fusion_dataset(
     def to_model_inputs(inputs, labels):
         model_inputs = {}
         if "images" in keys:
-            model_inputs["images"] = inputs["image"]
+            model_inputs["images"] = inputs["images"]
         if "token_ids" in keys:
             model_inputs["token_ids"] = tokenizer(inputs["text"])
         if side:

@@ -94,7 +94,7 @@ def time_batches(batches, num_batches: int, warmup: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def per_caption_dataset(frame, tokenizer, image_shape, batch_size) -> tf.data.Dataset:
+def per_caption_dataset(frame, tokenizer, image_size, batch_size) -> tf.data.Dataset:
     """Ordinary tf.data pipeline over caption rows: one decode per caption."""
     dataset = tf.data.Dataset.from_tensor_slices(
         (frame.image_path.tolist(), frame.caption.tolist())
@@ -103,7 +103,7 @@ def per_caption_dataset(frame, tokenizer, image_shape, batch_size) -> tf.data.Da
 
     def load(path, caption):
         tokens = tokenizer(caption)
-        return load_image(path, image_shape), tokens
+        return load_image(path, image_size), tokens
 
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size).map(
@@ -155,11 +155,11 @@ def main() -> None:
         batches_per_epoch = -(-len(frame) // args.batch_size)
         results = []
         dataset = make_caption_dataset(
-            frame, tokenizer, image_shape=shape, batch_size=args.batch_size, repeat=True
+            frame, tokenizer, image_size=shape, batch_size=args.batch_size, repeat=True
         )
         results.append(("make_caption_dataset", time_batches(dataset, args.num_batches, 5)))
         cached = make_caption_dataset(
-            frame, tokenizer, image_shape=shape, batch_size=args.batch_size, repeat=True, cache=True
+            frame, tokenizer, image_size=shape, batch_size=args.batch_size, repeat=True, cache=True
         )
         # warm-up = one full epoch, so the timed batches read the cache
         results.append(

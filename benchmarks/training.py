@@ -65,13 +65,13 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def naive_dataset(frame: pd.DataFrame, tokenizer, image_shape, batch_size) -> tf.data.Dataset:
+def naive_dataset(frame: pd.DataFrame, tokenizer, image_size, batch_size) -> tf.data.Dataset:
     """Flat caption rows -> batches; each image decoded once per caption, no cache."""
     tokens = tokenizer(tf.constant(frame["caption"].tolist()))
     dataset = tf.data.Dataset.from_tensor_slices((frame["image_path"].tolist(), tokens))
     dataset = dataset.shuffle(len(frame), seed=0, reshuffle_each_iteration=True).repeat()
     dataset = dataset.map(
-        lambda path, ids: (load_image(path, image_shape), ids),
+        lambda path, ids: (load_image(path, image_size), ids),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     dataset = dataset.batch(batch_size).map(
@@ -81,13 +81,13 @@ def naive_dataset(frame: pd.DataFrame, tokenizer, image_shape, batch_size) -> tf
 
 
 def frozen_features_dataset(
-    frame: pd.DataFrame, tokenizer, encoder: keras.Model, image_shape, batch_size
+    frame: pd.DataFrame, tokenizer, encoder: keras.Model, image_size, batch_size
 ) -> tf.data.Dataset:
     """(cached region grid, caption) batches: each image encoded once by the frozen encoder."""
     paths = frame["image_path"].unique().tolist()
     index = {path: i for i, path in enumerate(paths)}
     images = tf.data.Dataset.from_tensor_slices(paths).map(
-        lambda path: load_image(path, image_shape), num_parallel_calls=tf.data.AUTOTUNE
+        lambda path: load_image(path, image_size), num_parallel_calls=tf.data.AUTOTUNE
     )
     grids = tf.concat([encoder(batch)["grid"] for batch in images.batch(64)], axis=0)
     tokens = tokenizer(tf.constant(frame["caption"].tolist()))
@@ -267,7 +267,7 @@ def main() -> None:
             return make_caption_dataset(
                 frame,
                 tokenizer,
-                image_shape=shape,
+                image_size=shape,
                 batch_size=global_batch,
                 cache=True,
                 repeat=True,

@@ -91,13 +91,13 @@ def main(argv=None) -> dict:
 
     # ({"images": uint8 [B, H, W, 3], "token_ids": int32 [B, T + 1]}, image_index [B]).
     # The image index makes two captions of one image in a batch positives of each other.
-    image_shape = (settings.image_size, settings.image_size)
+    image_size = (settings.image_size, settings.image_size)
     train_data = make_retrieval_dataset(
-        train, tokenizer, image_shape=image_shape, batch_size=settings.batch_size,
+        train, tokenizer, image_size=image_size, batch_size=settings.batch_size,
         cache=True, repeat=True, drop_remainder=True,
     )  # fmt: skip
     val_data = make_retrieval_dataset(
-        val, tokenizer, image_shape=image_shape, batch_size=settings.batch_size,
+        val, tokenizer, image_size=image_size, batch_size=settings.batch_size,
         shuffle=False, cache=True, repeat=True,
     )  # fmt: skip
     steps_per_epoch = max(1, len(train) // settings.batch_size)
@@ -107,7 +107,7 @@ def main(argv=None) -> dict:
     model = build_dual_encoder(
         vocabulary_size=tokenizer.vocabulary_size,
         sequence_length=settings.sequence_length + 1,
-        image_shape=(*image_shape, 3),
+        image_shape=(*image_size, 3),
         encoder=settings.encoder,
         encoder_kwargs={"hidden_dim": settings.encoder_hidden_dim}
         if settings.encoder == "small_cnn"
@@ -138,7 +138,7 @@ def main(argv=None) -> dict:
     # ------------------------------------------------------------- evaluate
     # Embed each test image once and every caption; recall@K both ways.
     image_tower, text_tower = model.get_layer("image_tower"), model.get_layer("text_tower")
-    index = build_retrieval_index(image_tower, text_tower, tokenizer, test, image_shape=image_shape)
+    index = build_retrieval_index(image_tower, text_tower, tokenizer, test, image_size=image_size)
     metrics = index.recall()
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     for key, value in metrics.items():

@@ -107,14 +107,14 @@ def main(argv=None) -> dict:
 
     # ({"images": uint8 [B, H, W, 3], "token_ids": int32 [B, T]}, caption_out [B, T]);
     # each image is decoded once for its captions; repeat() + steps_per_epoch.
-    image_shape = (settings.image_size, settings.image_size)
+    image_size = (settings.image_size, settings.image_size)
     batch_size = settings.batch_size
     train_data = make_caption_dataset(
-        train, tokenizer, image_shape=image_shape, batch_size=batch_size,
+        train, tokenizer, image_size=image_size, batch_size=batch_size,
         cache=settings.cache, repeat=True,
     )  # fmt: skip
     val_data = make_caption_dataset(
-        val, tokenizer, image_shape=image_shape, batch_size=batch_size, shuffle=False,
+        val, tokenizer, image_size=image_size, batch_size=batch_size, shuffle=False,
         cache=settings.cache, repeat=True,
     )  # fmt: skip
     steps_per_epoch = math.ceil(len(train) / batch_size)
@@ -127,7 +127,7 @@ def main(argv=None) -> dict:
         model = build_transformer_captioner(
             vocabulary_size=tokenizer.vocabulary_size,
             sequence_length=settings.sequence_length,
-            image_shape=(*image_shape, 3),
+            image_shape=(*image_size, 3),
             encoder=settings.encoder,
             encoder_weights=settings.weights,
             trainable_blocks=settings.trainable_blocks,

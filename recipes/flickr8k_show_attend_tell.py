@@ -101,13 +101,13 @@ def main(argv=None) -> dict:
     # Each image is decoded once for its 5 captions; decoded images are cached in memory
     # (6,000 x 224 x 224 x 3 bytes ~ 0.9 GB). repeat() + steps_per_epoch avoids a stall
     # at epoch ends on TF 2.21.
-    image_shape = (settings.image_size, settings.image_size)
+    image_size = (settings.image_size, settings.image_size)
     batch_size = settings.batch_size
     train_data = make_caption_dataset(
-        train, tokenizer, image_shape=image_shape, batch_size=batch_size, cache=True, repeat=True
+        train, tokenizer, image_size=image_size, batch_size=batch_size, cache=True, repeat=True
     )
     val_data = make_caption_dataset(
-        val, tokenizer, image_shape=image_shape, batch_size=batch_size, shuffle=False,
+        val, tokenizer, image_size=image_size, batch_size=batch_size, shuffle=False,
         cache=True, repeat=True,
     )  # fmt: skip
     steps_per_epoch = math.ceil(len(train) / batch_size)
@@ -121,7 +121,7 @@ def main(argv=None) -> dict:
         model = build_gru_captioner(
             vocabulary_size=tokenizer.vocabulary_size,
             sequence_length=settings.sequence_length,
-            image_shape=(*image_shape, 3),
+            image_shape=(*image_size, 3),
             encoder=settings.encoder,
             encoder_weights=settings.weights,
             trainable_blocks=settings.trainable_blocks,

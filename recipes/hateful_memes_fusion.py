@@ -95,17 +95,17 @@ def main(argv=None) -> dict:
 
     tokenizer = CaptionTokenizer.from_captions(train.text, sequence_length=settings.sequence_length)
     tokenizer.save_vocabulary(out / "vocab.txt")
-    image_shape = (settings.image_size, settings.image_size)
+    image_size = (settings.image_size, settings.image_size)
 
     def dataset(rows, modalities, **kwargs):
         # ({"images": uint8 [B, H, W, 3], "token_ids": int32 [B, T + 1]}, label [B]).
         return make_fusion_dataset(
-            rows, tokenizer, modalities=modalities, image_shape=image_shape,
+            rows, tokenizer, modalities=modalities, image_size=image_size,
             batch_size=settings.batch_size, seed=settings.seed, cache=True, **kwargs,
         )  # fmt: skip
 
     encoders = {
-        "image": {"image_shape": (*image_shape, 3), "hidden_dim": settings.encoder_hidden_dim},
+        "image": {"image_shape": (*image_size, 3), "hidden_dim": settings.encoder_hidden_dim},
         "text": {
             "vocabulary_size": tokenizer.vocabulary_size,
             "sequence_length": settings.sequence_length + 1,

@@ -96,11 +96,11 @@ def main(argv=None) -> dict:
     # ({"images", "token_ids"}, {"caption": caption_out, "contrastive": image group id}):
     # rows showing the same image share a group id, so two captions of one image in a
     # batch are positives of each other for InfoNCE.
-    image_shape = (settings.image_size, settings.image_size)
+    image_size = (settings.image_size, settings.image_size)
 
     def dataset(rows, shuffle):
         return make_caption_dataset(
-            rows, tokenizer, image_shape=image_shape, batch_size=settings.batch_size,
+            rows, tokenizer, image_size=image_size, batch_size=settings.batch_size,
             shuffle=shuffle, cache=True, repeat=True, drop_remainder=True,
         ).map(multitask_captioner_targets)  # fmt: skip
 
@@ -114,7 +114,7 @@ def main(argv=None) -> dict:
     captioner = build_gru_captioner(
         vocabulary_size=tokenizer.vocabulary_size,
         sequence_length=settings.sequence_length,
-        image_shape=(*image_shape, 3),
+        image_shape=(*image_size, 3),
         encoder_kwargs={"hidden_dim": settings.encoder_hidden_dim},
         embedding_dim=settings.hidden_dim,
         hidden_dim=settings.hidden_dim,
@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
     image_tower, text_tower = multitask_retrieval_towers(model)
     index = build_retrieval_index(
         image_tower, text_tower, lambda texts: tokenizer(texts)[:, :-1], test,
-        image_shape=image_shape,
+        image_size=image_size,
     )  # fmt: skip
     recall = index.recall(ks=(1, 5))
     metrics.update({f"test_{k}": v for k, v in recall.items()})
@@ -173,7 +173,7 @@ def main(argv=None) -> dict:
     shown = test.drop_duplicates("image_path").head(settings.num_captions_shown)
     images = next(iter(
         make_caption_dataset(
-            shown, tokenizer, image_shape=image_shape, batch_size=len(shown), shuffle=False
+            shown, tokenizer, image_size=image_size, batch_size=len(shown), shuffle=False
         )
     ))[0]["images"]  # fmt: skip
     texts = generator.generate(images)["text"].numpy().astype(str).tolist()

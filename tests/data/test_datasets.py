@@ -68,7 +68,7 @@ def epoch_pairs(dataset, tokenizer):
 def test_shapes_dtypes_and_token_layout(tmp_path):
     frame = caption_frame(tmp_path)
     tokenizer = tokenizer_for(frame)
-    dataset = make_caption_dataset(frame, tokenizer, image_shape=(4, 5), batch_size=7)
+    dataset = make_caption_dataset(frame, tokenizer, image_size=(4, 5), batch_size=7)
     inputs_spec, target_spec = dataset.element_spec
     assert inputs_spec["images"].shape.as_list() == [None, 4, 5, 3]
     assert inputs_spec["images"].dtype == tf.uint8
@@ -91,7 +91,7 @@ def test_shapes_dtypes_and_token_layout(tmp_path):
 def test_each_image_with_all_its_captions_once_per_epoch(tmp_path):
     frame = caption_frame(tmp_path)
     tokenizer = tokenizer_for(frame)
-    dataset = make_caption_dataset(frame, tokenizer, image_shape=(4, 4), batch_size=4, seed=3)
+    dataset = make_caption_dataset(frame, tokenizer, image_size=(4, 4), batch_size=4, seed=3)
     expected = sorted((i, f"image{i} caption{j} .") for i in range(6) for j in range(5))
     for _ in range(2):
         assert sorted(epoch_pairs(dataset, tokenizer)) == expected
@@ -103,18 +103,18 @@ def test_each_image_decoded_once_per_epoch(tmp_path, monkeypatch, cache, expecte
     calls = []
     real_load_image = datasets.load_image
 
-    def counting_load_image(path, image_shape):
+    def counting_load_image(path, image_size):
         def record(p):
             calls.append(p.numpy())
             return np.int32(0)
 
         marker = tf.py_function(record, [path], tf.int32)
         with tf.control_dependencies([marker]):
-            return tf.identity(real_load_image(path, image_shape))
+            return tf.identity(real_load_image(path, image_size))
 
     monkeypatch.setattr(datasets, "load_image", counting_load_image)
     dataset = make_caption_dataset(
-        frame, tokenizer_for(frame), image_shape=(4, 4), batch_size=8, cache=cache
+        frame, tokenizer_for(frame), image_size=(4, 4), batch_size=8, cache=cache
     )
     pairs = sum(int(batch[1].shape[0]) for _ in range(2) for batch in dataset)
     assert pairs == 2 * NUM_IMAGES * CAPTIONS_PER_IMAGE
@@ -127,7 +127,7 @@ def test_seeded_order(tmp_path):
     tokenizer = tokenizer_for(frame)
 
     def order(seed, epochs=1):
-        dataset = make_caption_dataset(frame, tokenizer, image_shape=(4, 4), seed=seed)
+        dataset = make_caption_dataset(frame, tokenizer, image_size=(4, 4), seed=seed)
         return [epoch_pairs(dataset, tokenizer) for _ in range(epochs)]
 
     first, second = order(seed=1, epochs=2)
@@ -135,7 +135,7 @@ def test_seeded_order(tmp_path):
     assert order(seed=2) != [first]
     assert second != first  # reshuffled each epoch
     assert sorted(second) == sorted(first)
-    unshuffled = make_caption_dataset(frame, tokenizer, image_shape=(4, 4), shuffle=False)
+    unshuffled = make_caption_dataset(frame, tokenizer, image_size=(4, 4), shuffle=False)
     # no shuffle: images in first-appearance order, each image's captions in frame order
     image_order = [int(i.split("_")[1]) for i in dict.fromkeys(frame["image_id"])]
     expected = [
@@ -170,10 +170,10 @@ def test_skip_mode_drops_and_counts(tmp_path, caplog):
     assert plan.num_images == NUM_IMAGES - 1
     assert "Skipping 1 bad image(s) and their 5 caption row(s)" in caplog.text
     tokenizer = tokenizer_for(frame)
-    pairs = epoch_pairs(make_caption_dataset(plan, tokenizer, image_shape=(4, 4)), tokenizer)
+    pairs = epoch_pairs(make_caption_dataset(plan, tokenizer, image_size=(4, 4)), tokenizer)
     assert len(pairs) == (NUM_IMAGES - 1) * CAPTIONS_PER_IMAGE
     assert 2 not in {image for image, _ in pairs}
-    direct = make_caption_dataset(frame, tokenizer, image_shape=(4, 4), on_bad_image="skip")
+    direct = make_caption_dataset(frame, tokenizer, image_size=(4, 4), on_bad_image="skip")
     assert sorted(epoch_pairs(direct, tokenizer)) == sorted(pairs)
 
 
@@ -187,7 +187,7 @@ def test_skip_mode_drops_files_failing_only_in_tf(tmp_path):
     (tmp_path / "img_1.png").write_bytes(data[: len(data) * 2 // 3])
     assert plan_caption_dataset(frame, check_images="header").num_skipped_images == 0
     tokenizer = tokenizer_for(frame)
-    header_only = {"image_shape": (4, 4), "check_images": "header"}
+    header_only = {"image_size": (4, 4), "check_images": "header"}
     dataset = make_caption_dataset(frame, tokenizer, on_bad_image="skip", **header_only)
     pairs = epoch_pairs(dataset, tokenizer)
     assert sorted({image for image, _ in pairs}) == [0, 2]
@@ -198,7 +198,7 @@ def test_skip_mode_drops_files_failing_only_in_tf(tmp_path):
     assert plan.skipped[0][0] == str(tmp_path / "img_1.png")
     assert plan.skipped[0][1].startswith("cannot be decoded (JPEG: jpeg::Uncompress failed")
     with pytest.raises(DataValidationError, match=r"img_1\.png: .*cannot be decoded"):
-        make_caption_dataset(frame, tokenizer, image_shape=(4, 4))
+        make_caption_dataset(frame, tokenizer, image_size=(4, 4))
 
 
 def test_argument_validation(tmp_path):
@@ -206,8 +206,8 @@ def test_argument_validation(tmp_path):
     tokenizer = tokenizer_for(frame)
     with pytest.raises(ValueError, match="Received: batch_size=0"):
         make_caption_dataset(frame, tokenizer, batch_size=0)
-    with pytest.raises(ValueError, match=r"Received: image_shape=\(64,\)"):
-        make_caption_dataset(frame, tokenizer, image_shape=(64,))
+    with pytest.raises(ValueError, match=r"Received: image_size=\(64,\)"):
+        make_caption_dataset(frame, tokenizer, image_size=(64,))
     with pytest.raises(ValueError, match="Received: on_bad_image='ignore'"):
         make_caption_dataset(frame, tokenizer, on_bad_image="ignore")
     with pytest.raises(ValueError, match="Received: check_images='full'"):
@@ -225,7 +225,7 @@ def test_augmentation_keeps_uint8(tmp_path):
     augment = build_caption_augmentation(seed=1)
     assert not any("Flip" in type(layer).__name__ for layer in augment.layers)
     dataset = make_caption_dataset(
-        frame, tokenizer_for(frame), image_shape=(8, 8), batch_size=4, augment=augment
+        frame, tokenizer_for(frame), image_size=(8, 8), batch_size=4, augment=augment
     )
     inputs, _ = next(iter(dataset))
     assert inputs["images"].dtype == tf.uint8
@@ -244,7 +244,7 @@ def test_pair_dataset(tmp_path):
             "extra": [1.0] * 5,
         }
     )
-    dataset = make_pair_dataset(frame, image_shape=(4, 4), batch_size=2, seed=5)
+    dataset = make_pair_dataset(frame, image_size=(4, 4), batch_size=2, seed=5)
     inputs_spec, label_spec = dataset.element_spec
     assert inputs_spec["images"].shape.as_list() == [None, 4, 4, 3]
     assert inputs_spec["images"].dtype == tf.uint8

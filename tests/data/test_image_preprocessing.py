@@ -104,9 +104,9 @@ def test_load_image_str_and_tensor(tmp_path):
 
 
 def test_bad_image_shape():
-    with pytest.raises(ValueError, match=r"Received: image_shape=\(0, 4\)"):
+    with pytest.raises(ValueError, match=r"Received: image_size=\(0, 4\)"):
         decode_image(tf.constant(b""), (0, 4))
-    with pytest.raises(ValueError, match="Received: image_shape=64"):
+    with pytest.raises(ValueError, match="Received: image_size=64"):
         decode_image(tf.constant(b""), 64)
 
 

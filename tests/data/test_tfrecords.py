@@ -61,7 +61,7 @@ def test_round_trip(caption_frame, tmp_path):
     # The batches equal make_caption_dataset's on the same frame (up to order).
     tokenizer = CaptionTokenizer.from_captions(caption_frame.caption, sequence_length=6)
     train = caption_frame[caption_frame.split == "train"]
-    common = {"image_shape": (4, 4), "batch_size": 3, "shuffle": False}
+    common = {"image_size": (4, 4), "batch_size": 3, "shuffle": False}
     ours = make_caption_tfrecord_dataset(out, tokenizer, split="train", **common)
     reference = make_caption_dataset(train, tokenizer, **common)
 
@@ -82,7 +82,7 @@ def test_round_trip(caption_frame, tmp_path):
     assert policy == tf.data.experimental.AutoShardPolicy.FILE
 
     repeated = make_caption_tfrecord_dataset(
-        out, tokenizer, split="train", image_shape=(4, 4), batch_size=4, repeat=True, cache=True
+        out, tokenizer, split="train", image_size=(4, 4), batch_size=4, repeat=True, cache=True
     )
     assert [b[0]["images"].shape[0] for b in repeated.take(4)] == [4, 4, 4, 4]
 

@@ -101,7 +101,7 @@ def caption_data(tiny_shapes_dir, *, batch_size, shuffle):
     train = frame[frame.split == "train"]
     tokenizer = CaptionTokenizer.from_captions(train.caption, sequence_length=8)
     dataset = make_caption_dataset(
-        train, tokenizer, image_shape=IMAGE[:2], batch_size=batch_size, shuffle=shuffle,
+        train, tokenizer, image_size=IMAGE[:2], batch_size=batch_size, shuffle=shuffle,
         cache=True, drop_remainder=True,
     )  # fmt: skip
     return dataset.map(multitask_captioner_targets), tokenizer

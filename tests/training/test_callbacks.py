@@ -32,7 +32,7 @@ def setup(tiny_shapes_dir):
         list(train["caption"]), sequence_length=SEQUENCE_LENGTH
     )
     dataset = make_caption_dataset(
-        train, tokenizer, image_shape=IMAGE_SHAPE[:2], batch_size=8, repeat=True, seed=0
+        train, tokenizer, image_size=IMAGE_SHAPE[:2], batch_size=8, repeat=True, seed=0
     )
     first = val.drop_duplicates("image_id")
     image_ids = list(first["image_id"])

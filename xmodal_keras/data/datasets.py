@@ -32,7 +32,7 @@ Example:
 >>> frame = pd.DataFrame({"image_id": ["a.png"] * 2, "image_path": [str(root / "a.png")] * 2,
 ...                       "caption": ["A dog.", "A red dog."], "split": ["train"] * 2})
 >>> tokenizer = CaptionTokenizer.from_captions(frame.caption, sequence_length=5)
->>> dataset = make_caption_dataset(frame, tokenizer, image_shape=(4, 4), batch_size=2)
+>>> dataset = make_caption_dataset(frame, tokenizer, image_size=(4, 4), batch_size=2)
 >>> inputs, caption_out = next(iter(dataset))
 >>> inputs["images"].shape, inputs["token_ids"].shape, caption_out.shape
 (TensorShape([2, 4, 4, 3]), TensorShape([2, 5]), TensorShape([2, 5]))
@@ -49,7 +49,7 @@ import tensorflow as tf
 
 from xmodal_keras.data.image_preprocessing import (
     CHECK_MODES,
-    _validate_image_shape,
+    _validate_image_size,
     find_bad_images,
     load_image,
 )
@@ -173,7 +173,7 @@ def build_caption_augmentation(
     )
 
 
-def _validate_common(batch_size, image_shape, shuffle_buffer_size, augment) -> tuple[int, int]:
+def _validate_common(batch_size, image_size, shuffle_buffer_size, augment) -> tuple[int, int]:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(
             f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
@@ -190,7 +190,7 @@ def _validate_common(batch_size, image_shape, shuffle_buffer_size, augment) -> t
             "`augment` must be None or a callable such as a Keras layer. "
             f"Received: augment={augment!r}"
         )
-    return _validate_image_shape(image_shape)
+    return _validate_image_size(image_size)
 
 
 def _group_by_image(frame: pd.DataFrame) -> tuple[list[str], np.ndarray, pd.DataFrame]:
@@ -213,7 +213,7 @@ def _image_rows_dataset(
     row_counts: np.ndarray,
     rows: dict[str, tf.Tensor],
     *,
-    image_shape: tuple[int, int],
+    image_size: tuple[int, int],
     batch_size: int,
     shuffle: bool,
     seed: int | None,
@@ -243,7 +243,7 @@ def _image_rows_dataset(
 
     def decode(path, image_rows):
         # `load_image` is looked up at trace time, so tests can count decodes.
-        return load_image(path, image_shape), image_rows
+        return load_image(path, image_size), image_rows
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if ignore_errors:
@@ -283,7 +283,7 @@ def make_caption_dataset(
     frame: pd.DataFrame | DatasetPlan,
     tokenizer: Callable[[tf.Tensor], tf.Tensor],
     *,
-    image_shape: tuple[int, int] = (64, 64),
+    image_size: tuple[int, int] = (64, 64),
     batch_size: int = 32,
     shuffle: bool = True,
     seed: int | None = 0,
@@ -306,7 +306,7 @@ def make_caption_dataset(
             `plan_caption_dataset` (then no second image check is made).
         tokenizer: a `CaptionTokenizer` (or any callable: strings `[N]` -> int32 `[N, T+1]`);
             captions are tokenised once, up front.
-        image_shape: `(height, width)` images are resized to. Defaults to (64, 64).
+        image_size: `(height, width)` images are resized to. Defaults to (64, 64).
         batch_size: pairs per batch. Defaults to 32.
         shuffle: shuffle image order and pairs, differently each epoch. Defaults to True.
         seed: shuffle seed; the same seed gives the same order. Defaults to 0.
@@ -325,7 +325,7 @@ def make_caption_dataset(
         shuffle_buffer_size: pair shuffle buffer (and decoded-image buffer with `cache`).
             Defaults to 1024.
     """
-    image_shape = _validate_common(batch_size, image_shape, shuffle_buffer_size, augment)
+    image_size = _validate_common(batch_size, image_size, shuffle_buffer_size, augment)
     if isinstance(frame, DatasetPlan):
         plan = frame
         _plan(plan.frame, CAPTION_REQUIRED_COLUMNS, "caption", plan.on_bad_image, "none")
@@ -342,7 +342,7 @@ def make_caption_dataset(
         paths,
         counts,
         {"tokens": tf.cast(tokens, tf.int32)},
-        image_shape=image_shape,
+        image_size=image_size,
         batch_size=batch_size,
         shuffle=shuffle,
         seed=seed,
@@ -366,7 +366,7 @@ def make_caption_dataset(
 def make_pair_dataset(
     frame: pd.DataFrame | DatasetPlan,
     *,
-    image_shape: tuple[int, int] = (64, 64),
+    image_size: tuple[int, int] = (64, 64),
     batch_size: int = 32,
     shuffle: bool = True,
     seed: int | None = 0,
@@ -384,7 +384,7 @@ def make_pair_dataset(
     `frame` needs `image_path`, `text` and integer `label` columns (-1 = unlabelled), or is
     a `DatasetPlan` from `plan_pair_dataset`. Images shared by several pairs are decoded once.
     """
-    image_shape = _validate_common(batch_size, image_shape, shuffle_buffer_size, augment)
+    image_size = _validate_common(batch_size, image_size, shuffle_buffer_size, augment)
     if isinstance(frame, DatasetPlan):
         plan = frame
         _plan(plan.frame, PAIR_REQUIRED_COLUMNS, "pair", plan.on_bad_image, "none")
@@ -405,7 +405,7 @@ def make_pair_dataset(
             "text": tf.constant(rows["text"].astype(str).tolist(), tf.string),
             "label": tf.constant(labels.astype(np.int32)),
         },
-        image_shape=image_shape,
+        image_size=image_size,
         batch_size=batch_size,
         shuffle=shuffle,
         seed=seed,

@@ -11,7 +11,7 @@ Example:
 >>> from PIL import Image
 >>> buffer = io.BytesIO()
 >>> Image.fromarray(np.zeros((8, 6, 4), np.uint8)).save(buffer, format="PNG")
->>> image = decode_image(tf.constant(buffer.getvalue()), image_shape=(4, 3))
+>>> image = decode_image(tf.constant(buffer.getvalue()), image_size=(4, 3))
 >>> image.shape, image.dtype.name
 (TensorShape([4, 3, 3]), 'uint8')
 """
@@ -39,22 +39,22 @@ CHECK_MODES = ("decode", "header", "none")
 PROGRESS_MIN_FILES = 1000
 
 
-def _validate_image_shape(image_shape) -> tuple[int, int]:
+def _validate_image_size(image_size) -> tuple[int, int]:
     try:
-        height, width = (int(size) for size in image_shape)
-        valid = height > 0 and width > 0 and (height, width) == tuple(image_shape)
+        height, width = (int(size) for size in image_size)
+        valid = height > 0 and width > 0 and (height, width) == tuple(image_size)
     except (TypeError, ValueError):
         valid = False
     if not valid:
         raise ValueError(
-            "`image_shape` must be a (height, width) pair of positive ints. "
-            f"Received: image_shape={image_shape!r}"
+            "`image_size` must be a (height, width) pair of positive ints. "
+            f"Received: image_size={image_size!r}"
         )
     return height, width
 
 
 def decode_image(
-    image_bytes: tf.Tensor, image_shape: tuple[int, int], *, max_pixels: int | None = None
+    image_bytes: tf.Tensor, image_size: tuple[int, int], *, max_pixels: int | None = None
 ) -> tf.Tensor:
     """Encoded JPEG/PNG/GIF/BMP bytes (scalar `tf.string`) -> uint8 RGB `[height, width, 3]`.
 
@@ -65,12 +65,12 @@ def decode_image(
 
     Args:
         image_bytes: scalar `tf.string` with the encoded file.
-        image_shape: `(height, width)` of the output.
+        image_size: `(height, width)` of the output.
         max_pixels: when given, the header is checked first (`checked_image`: a supported
             format of at most this many pixels) and a bad file is an `InvalidArgument`
             error before anything is decoded. Defaults to None (no check).
     """
-    height, width = _validate_image_shape(image_shape)
+    height, width = _validate_image_size(image_size)
     if max_pixels is None:
         image_bytes = first_gif_frame(image_bytes)
     else:
@@ -82,22 +82,22 @@ def decode_image(
     return tf.ensure_shape(resize_image(image, (height, width)), [height, width, 3])
 
 
-def resize_image(images: tf.Tensor, image_shape: tuple[int, int]) -> tf.Tensor:
-    """RGB `[..., H, W, 3]` (any size, uint8 or float in [0, 255]) -> uint8 at `image_shape`.
+def resize_image(images: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """RGB `[..., H, W, 3]` (any size, uint8 or float in [0, 255]) -> uint8 at `image_size`.
 
     Bilinear with antialiasing, rounded and clipped: the one resize training and every
     exported signature use.
     """
-    height, width = _validate_image_shape(image_shape)
+    height, width = _validate_image_size(image_size)
     images = tf.image.resize(images, (height, width), method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
 
 
 def load_image(
-    path: tf.Tensor | str, image_shape: tuple[int, int], *, max_pixels: int | None = None
+    path: tf.Tensor | str, image_size: tuple[int, int], *, max_pixels: int | None = None
 ) -> tf.Tensor:
     """Read an image file and `decode_image` it: uint8 `[height, width, 3]`."""
-    return decode_image(tf.io.read_file(path), image_shape, max_pixels=max_pixels)
+    return decode_image(tf.io.read_file(path), image_size, max_pixels=max_pixels)
 
 
 def error_line(error: tf.errors.OpError) -> str:
@@ -111,16 +111,16 @@ def error_line(error: tf.errors.OpError) -> str:
 
 
 @functools.cache
-def _file_loader(image_shape: tuple[int, int], max_pixels: int | None):
+def _file_loader(image_size: tuple[int, int], max_pixels: int | None):
     return tf.function(
-        lambda path: load_image(path, image_shape, max_pixels=max_pixels),
+        lambda path: load_image(path, image_size, max_pixels=max_pixels),
         input_signature=[tf.TensorSpec([], tf.string)],
     )
 
 
 def read_image_files(
     paths: Sequence[str | os.PathLike],
-    image_shape: tuple[int, int],
+    image_size: tuple[int, int],
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> tuple[list[np.ndarray | None], list[tuple[str, str]]]:
@@ -140,7 +140,7 @@ def read_image_files(
     >>> images, failures[0][0]
     ([None], '/no/such.png')
     """
-    load = _file_loader(_validate_image_shape(image_shape), max_pixels)
+    load = _file_loader(_validate_image_size(image_size), max_pixels)
     images: list[np.ndarray | None] = []
     failures = []
     for path in map(os.fspath, paths):

@@ -18,7 +18,7 @@ Example:
 ...                       "caption": ["A dog.", "A red dog.", "A cat."]})
 >>> tokenizer = CaptionTokenizer.from_captions(frame.caption, sequence_length=5)
 >>> inputs, image_index = next(iter(make_retrieval_dataset(
-...     frame, tokenizer, image_shape=(4, 4), batch_size=3, shuffle=False)))
+...     frame, tokenizer, image_size=(4, 4), batch_size=3, shuffle=False)))
 >>> inputs["images"].shape, inputs["token_ids"].shape, image_index.numpy().tolist()
 (TensorShape([3, 4, 4, 3]), TensorShape([3, 6]), [0, 0, 1])
 """
@@ -42,7 +42,7 @@ def make_retrieval_dataset(
     frame: pd.DataFrame | DatasetPlan,
     tokenizer: Callable[[tf.Tensor], tf.Tensor],
     *,
-    image_shape: tuple[int, int] = (64, 64),
+    image_size: tuple[int, int] = (64, 64),
     batch_size: int = 64,
     shuffle: bool = True,
     seed: int | None = 0,
@@ -59,7 +59,7 @@ def make_retrieval_dataset(
     `image_index` (int32 `[B]`) numbers the frame's unique image paths in order of first
     appearance. Arguments as in `make_caption_dataset` (no augmentation here).
     """
-    image_shape = _validate_common(batch_size, image_shape, shuffle_buffer_size, None)
+    image_size = _validate_common(batch_size, image_size, shuffle_buffer_size, None)
     if isinstance(frame, DatasetPlan):
         plan = frame
     else:
@@ -78,7 +78,7 @@ def make_retrieval_dataset(
             "tokens": tf.cast(tokens, tf.int32),
             "image_index": tf.constant(np.repeat(np.arange(len(paths)), counts), tf.int32),
         },
-        image_shape=image_shape,
+        image_size=image_size,
         batch_size=batch_size,
         shuffle=shuffle,
         seed=seed,

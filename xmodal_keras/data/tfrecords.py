@@ -30,7 +30,7 @@ Example:
 >>> manifest["splits"]["train"]["num_captions"]
 2
 >>> tokenizer = CaptionTokenizer.from_captions(frame.caption, sequence_length=5)
->>> dataset = make_caption_tfrecord_dataset(root / "records", tokenizer, image_shape=(4, 4),
+>>> dataset = make_caption_tfrecord_dataset(root / "records", tokenizer, image_size=(4, 4),
 ...                                         batch_size=2)
 >>> inputs, caption_out = next(iter(dataset))
 >>> inputs["images"].shape, inputs["token_ids"].shape, caption_out.shape
@@ -48,7 +48,7 @@ import tensorflow as tf
 
 from xmodal_keras.atomic_files import atomic_write_text
 from xmodal_keras.data.datasets import DEFAULT_SHUFFLE_BUFFER_SIZE, plan_caption_dataset
-from xmodal_keras.data.image_preprocessing import _validate_image_shape, decode_image
+from xmodal_keras.data.image_preprocessing import _validate_image_size, decode_image
 from xmodal_keras.data.sharding import shard_by
 
 MANIFEST_FILE = "manifest.json"
@@ -201,17 +201,17 @@ def read_tfrecord_images(
     path: str | os.PathLike,
     split: str,
     image_ids: Sequence[str],
-    image_shape: tuple[int, int],
+    image_size: tuple[int, int],
 ) -> np.ndarray:
     """Decoded uint8 `[N, H, W, 3]` images of `image_ids` (in that order) from a split."""
-    image_shape = _validate_image_shape(image_shape)
+    image_size = _validate_image_size(image_size)
     wanted = set(image_ids)
     found = {}
     dataset = tf.data.TFRecordDataset(tfrecord_files(path, split)).map(_parse)
     for example in dataset:
         image_id = example["image_id"].numpy().decode()
         if image_id in wanted:
-            found[image_id] = decode_image(example["image"], image_shape).numpy()
+            found[image_id] = decode_image(example["image"], image_size).numpy()
     missing = sorted(wanted - set(found))
     if missing:
         raise ValueError(f"Images not in the {split!r} TFRecords of {path}. Received: {missing}")
@@ -223,7 +223,7 @@ def make_caption_tfrecord_dataset(
     tokenizer: Callable[[tf.Tensor], tf.Tensor],
     *,
     split: str = "train",
-    image_shape: tuple[int, int] = (64, 64),
+    image_size: tuple[int, int] = (64, 64),
     batch_size: int = 32,
     shuffle: bool = True,
     seed: int | None = 0,
@@ -245,10 +245,10 @@ def make_caption_tfrecord_dataset(
         tokenizer: a `CaptionTokenizer` (strings `[N]` -> int32 `[N, T+1]`), traced into
             the pipeline.
         split: `"train"`, `"val"` or `"test"`. Defaults to `"train"`.
-        image_shape, batch_size, shuffle, seed, cache, repeat, drop_remainder,
+        image_size, batch_size, shuffle, seed, cache, repeat, drop_remainder,
         shuffle_buffer_size: as in `make_caption_dataset`.
     """
-    image_shape = _validate_image_shape(image_shape)
+    image_size = _validate_image_size(image_size)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(
             f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
@@ -270,7 +270,7 @@ def make_caption_tfrecord_dataset(
 
     def decode(serialized):
         example = _parse(serialized)
-        return decode_image(example["image"], image_shape), example["captions"]
+        return decode_image(example["image"], image_size), example["captions"]
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:

@@ -18,10 +18,10 @@ from xmodal_keras.decoding.caption_generator import CaptionGenerator, DecodingOp
 DEFAULT_BATCH_SIZE = 64
 
 
-def _image_batches(paths: Sequence[str], image_shape: tuple[int, int], batch_size: int):
+def _image_batches(paths: Sequence[str], image_size: tuple[int, int], batch_size: int):
     dataset = tf.data.Dataset.from_tensor_slices([os.fspath(p) for p in paths])
     dataset = dataset.map(
-        lambda path: load_image(path, image_shape), num_parallel_calls=tf.data.AUTOTUNE
+        lambda path: load_image(path, image_size), num_parallel_calls=tf.data.AUTOTUNE
     )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

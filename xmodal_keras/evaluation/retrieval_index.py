@@ -135,13 +135,13 @@ def embed_images(
     image_tower: keras.Model,
     image_paths: Sequence[str],
     *,
-    image_shape: tuple[int, int],
+    image_size: tuple[int, int],
     batch_size: int = 64,
 ) -> np.ndarray:
     """Decode, resize and embed image files (tf.data, parallel decode): `[N, dim]` float32."""
     dataset = (
         tf.data.Dataset.from_tensor_slices(tf.constant(list(image_paths)))
-        .map(lambda p: load_image(p, image_shape), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda p: load_image(p, image_size), num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
@@ -168,7 +168,7 @@ def build_retrieval_index(
     tokenizer,
     frame: pd.DataFrame,
     *,
-    image_shape: tuple[int, int],
+    image_size: tuple[int, int],
     batch_size: int = 64,
 ) -> RetrievalIndex:
     """Embed every unique image and every caption of a caption frame.
@@ -178,7 +178,7 @@ def build_retrieval_index(
         text_tower: token ids -> embeddings (`dual_encoder.get_layer("text_tower")`).
         tokenizer: a `CaptionTokenizer` whose output length is the text tower's input length.
         frame: caption rows (`image_id`, `image_path`, `caption`).
-        image_shape: `(height, width)` the tower reads.
+        image_size: `(height, width)` the tower reads.
         batch_size: images per forward pass. Defaults to 64.
     """
     if len(frame) == 0:
@@ -195,7 +195,7 @@ def build_retrieval_index(
         image_ids=image_ids,
         image_paths=unique_paths,
         image_embeddings=embed_images(
-            image_tower, unique_paths, image_shape=image_shape, batch_size=batch_size
+            image_tower, unique_paths, image_size=image_size, batch_size=batch_size
         ),
         captions=frame["caption"].astype(str).tolist(),
         caption_image_index=position.astype(np.int64),

@@ -16,7 +16,7 @@ Example:
 >>> from PIL import Image
 >>> buffer = io.BytesIO()
 >>> Image.fromarray(np.zeros((8, 6, 3), np.uint8)).save(buffer, format="PNG")
->>> images = decode_image_batch(tf.constant([buffer.getvalue()]), image_shape=(4, 4))
+>>> images = decode_image_batch(tf.constant([buffer.getvalue()]), image_size=(4, 4))
 >>> images.shape, images.dtype.name
 (TensorShape([1, 4, 4, 3]), 'uint8')
 """
@@ -52,7 +52,7 @@ def checked_image_size(image_bytes: tf.Tensor, max_pixels: int, *, position=None
 
 def decode_image_batch(
     image_bytes: tf.Tensor,
-    image_shape: tuple[int, int],
+    image_size: tuple[int, int],
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tf.Tensor:
@@ -65,11 +65,11 @@ def decode_image_batch(
 
     Args:
         image_bytes: 1-D `tf.string` tensor of encoded files.
-        image_shape: `(height, width)` the model takes.
+        image_size: `(height, width)` the model takes.
         max_pixels: largest width x height accepted. Defaults to 40 megapixels.
     """
     check_positive_int("max_pixels", max_pixels)
-    height, width = image_shape
+    height, width = image_size
 
     def decode_one(args):
         data, position = args

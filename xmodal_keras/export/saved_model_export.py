@@ -67,7 +67,7 @@ def build_serving_archive(
     check_positive_int("beam_width", beam_width)
     check_positive_int("max_pixels", max_pixels)
     generator = CaptionGenerator(float32_copy(model), tokenizer)
-    image_shape = generator.image_shape[:2]
+    image_size = generator.image_shape[:2]
     greedy = DecodingOptions(method="greedy")
     beam = DecodingOptions(method="beam", beam_width=beam_width)
 
@@ -81,7 +81,7 @@ def build_serving_archive(
         }
 
     def decode(image_bytes):
-        return decode_image_batch(image_bytes, image_shape, max_pixels=max_pixels)
+        return decode_image_batch(image_bytes, image_size, max_pixels=max_pixels)
 
     def serving_default(image_bytes):
         return caption(decode(image_bytes), greedy)
@@ -90,7 +90,7 @@ def build_serving_archive(
         return caption(decode(image_bytes), beam)
 
     def caption_pixels(images):
-        return caption(resize_image(images, image_shape), greedy)
+        return caption(resize_image(images, image_size), greedy)
 
     def embed_image(image_bytes):
         images, batch_size = nonempty_batch(decode(image_bytes))

@@ -106,7 +106,7 @@ def test_dataset_feeds_tabular_and_audio_by_row(pair_data):
         rows,
         tokenizer,
         modalities=config.modalities,
-        image_shape=(SIZE, SIZE),
+        image_size=(SIZE, SIZE),
         batch_size=3,
         **config.side_inputs,
     )
@@ -183,7 +183,7 @@ def test_exported_classify_equals_keras_in_a_fresh_process(side_run, tmp_path):
                 rows,
                 tokenizer,
                 modalities=config.modalities,
-                image_shape=(SIZE, SIZE),
+                image_size=(SIZE, SIZE),
                 batch_size=len(rows),
                 **config.side_inputs,
             )

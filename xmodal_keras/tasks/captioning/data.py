@@ -82,12 +82,12 @@ def make_train_datasets(
 ) -> tuple[tf.data.Dataset, dict]:
     """The repeated train dataset and `fit`'s validation arguments, sharded for workers:
     by data for in-memory file lists, by file for TFRecord shards."""
-    image_shape = (config.image_size, config.image_size)
+    image_size = (config.image_size, config.image_size)
     records = tfrecord_dir(config)
 
     def make(frame: pd.DataFrame, split: str, shuffle: bool) -> tf.data.Dataset:
         common = {
-            "image_shape": image_shape,
+            "image_size": image_size,
             "batch_size": global_batch,
             "shuffle": shuffle,
             "seed": config.seed,

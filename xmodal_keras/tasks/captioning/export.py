@@ -45,7 +45,7 @@ def sample_image_bytes(config: CaptionerTrainConfig | None) -> bytes:
 
 
 def training_images(
-    config: CaptionerTrainConfig, image_shape: Sequence[int], *, count: int, seed: int = 0
+    config: CaptionerTrainConfig, image_size: Sequence[int], *, count: int, seed: int = 0
 ) -> np.ndarray:
     """`count` train-split images of a run (uint8 `[count, H, W, 3]`, read as training
     reads them), drawn at random with `seed`: the int8 calibration set."""
@@ -55,7 +55,7 @@ def training_images(
         raise ValueError("The run's data has no train images to calibrate int8 with.")
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
-    size = tuple(image_shape[:2])
+    size = tuple(image_size[:2])
     return np.stack([load_image(paths[i], size).numpy() for i in sorted(chosen)])
 
 

@@ -45,7 +45,7 @@ def tune_captioner(
     dataset = make_caption_dataset(
         train,
         tokenizer,
-        image_shape=(config.image_size, config.image_size),
+        image_size=(config.image_size, config.image_size),
         batch_size=config.batch_size,
         seed=config.seed,
         cache=True,

@@ -96,7 +96,7 @@ def make_fusion_dataset(
     tokenizer: CaptionTokenizer,
     *,
     modalities: Sequence[str] = DEFAULT_MODALITIES,
-    image_shape: tuple[int, int] = (64, 64),
+    image_size: tuple[int, int] = (64, 64),
     batch_size: int = 32,
     shuffle: bool = False,
     seed: int | None = 0,
@@ -148,7 +148,7 @@ def make_fusion_dataset(
         frame = frame.assign(label=np.arange(len(frame), dtype=np.int64))
     dataset = make_pair_dataset(
         frame,
-        image_shape=image_shape,
+        image_size=image_size,
         batch_size=batch_size,
         shuffle=shuffle,
         seed=seed,

@@ -100,7 +100,7 @@ def evaluate_fusion(
             rows,
             tokenizer,
             modalities=config.modalities,
-            image_shape=(config.image_size, config.image_size),
+            image_size=(config.image_size, config.image_size),
             batch_size=config.batch_size,
             **config.side_inputs,
         )

@@ -369,7 +369,7 @@ def _train_one(
         run.save_vocabulary(tokenizer)
         run.write_config(config.to_dict())
 
-    image_shape = (config.image_size, config.image_size)
+    image_size = (config.image_size, config.image_size)
     counts = np.bincount(train.label.to_numpy(np.int64), minlength=num_classes)
     print(
         f"data: {len(train)} train / {len(val)} val pairs, labels {counts.tolist()}, "
@@ -387,7 +387,7 @@ def _train_one(
             rows,
             tokenizer,
             modalities=config.modalities,
-            image_shape=image_shape,
+            image_size=image_size,
             batch_size=config.batch_size,
             seed=config.seed,
             cache=True,

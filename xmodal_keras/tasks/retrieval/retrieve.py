@@ -68,7 +68,7 @@ def evaluate_retrieval(
         rows = frame[frame.split == split]
         if rows.empty:
             continue
-        index = build_retrieval_index(image_tower, text_tower, tokenizer, rows, image_shape=shape)
+        index = build_retrieval_index(image_tower, text_tower, tokenizer, rows, image_size=shape)
         metrics = {**index.recall(), "num_images": index.num_images, "num_captions": len(rows)}
         path = retrieval_metrics_path(run, split, data=data)
         path.parent.mkdir(parents=True, exist_ok=True)

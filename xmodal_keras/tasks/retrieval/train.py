@@ -144,7 +144,7 @@ def train_retrieval(
         run.save_vocabulary(tokenizer)
         run.write_config(config.to_dict())
 
-    image_shape = (config.image_size, config.image_size)
+    image_size = (config.image_size, config.image_size)
     print(
         f"data: {len(train)} train / {len(val)} val captions "
         f"({train.image_path.nunique()} / {val.image_path.nunique()} images), vocabulary "
@@ -157,7 +157,7 @@ def train_retrieval(
     train_data = make_retrieval_dataset(
         train,
         tokenizer,
-        image_shape=image_shape,
+        image_size=image_size,
         batch_size=config.batch_size,
         shuffle=True,
         seed=config.seed,
@@ -174,7 +174,7 @@ def train_retrieval(
             make_retrieval_dataset(
                 val,
                 tokenizer,
-                image_shape=image_shape,
+                image_size=image_size,
                 batch_size=config.batch_size,
                 shuffle=False,
                 cache=True,
@@ -217,9 +217,9 @@ def train_retrieval(
     gallery = frame if config.index_split == "all" else frame[frame.split == config.index_split]
     if gallery.empty:
         gallery = train
-    build_retrieval_index(
-        image_tower, text_tower, tokenizer, gallery, image_shape=image_shape
-    ).save(run.path / INDEX_FILE)
+    build_retrieval_index(image_tower, text_tower, tokenizer, gallery, image_size=image_size).save(
+        run.path / INDEX_FILE
+    )
     temperature = model.get_layer("logits").temperature
     print(
         format_summary(run, history.epoch, config.epochs, time.perf_counter() - start)

@@ -46,7 +46,7 @@ class RunSettings:
     image_size: int = 64
     encoder: str = "small_cnn"
     encoder_hidden_dim: int = 64
-    sequence_length: int = 22
+    sequence_length: int = 23  # token ids the text tower reads: <start>, words, <end>
     text_encoder: str = "bigru"  # or "transformer"
     hidden_dim: int = 128
     projection_dim: int = 64
@@ -83,9 +83,9 @@ def main(argv=None) -> dict:
     train, val, test = (frame[frame.split == s] for s in ("train", "val", "test"))
     print(f"captions: {len(train)} train, {len(val)} val, {len(test)} test")
 
-    # `<start> words <end> <pad>...`: sequence_length + 1 ids, tokenised in-graph.
+    # `<start> words <end> <pad>...`: the tokenizer's sequence_length + 1 ids, in-graph.
     tokenizer = CaptionTokenizer.from_captions(
-        train.caption, sequence_length=settings.sequence_length
+        train.caption, sequence_length=settings.sequence_length - 1
     )
     tokenizer.save_vocabulary(out / "vocab.txt")
 
@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
     # {"images", "token_ids"} -> [B, B] logits = exp(logit_scale) * image_emb @ text_emb^T.
     model = build_dual_encoder(
         vocabulary_size=tokenizer.vocabulary_size,
-        sequence_length=settings.sequence_length + 1,
+        sequence_length=settings.sequence_length,
         image_shape=(*image_size, 3),
         encoder=settings.encoder,
         encoder_kwargs={"hidden_dim": settings.encoder_hidden_dim}

@@ -54,7 +54,7 @@ class RunSettings:
     fusion: str = "gated"
     image_size: int = 64
     encoder_hidden_dim: int = 64
-    sequence_length: int = 40
+    sequence_length: int = 41  # token ids the text encoder reads: <start>, words, <end>
     hidden_dim: int = 64
     projection_dim: int = 64
     dropout: float = 0.1
@@ -93,7 +93,9 @@ def main(argv=None) -> dict:
     train, val = frame[frame.split == "train"], frame[frame.split == "val"]
     print(f"pairs: {len(train)} train ({train.label.mean():.0%} positive), {len(val)} dev")
 
-    tokenizer = CaptionTokenizer.from_captions(train.text, sequence_length=settings.sequence_length)
+    tokenizer = CaptionTokenizer.from_captions(
+        train.text, sequence_length=settings.sequence_length - 1
+    )
     tokenizer.save_vocabulary(out / "vocab.txt")
     image_size = (settings.image_size, settings.image_size)
 
@@ -108,7 +110,7 @@ def main(argv=None) -> dict:
         "image": {"image_shape": (*image_size, 3), "hidden_dim": settings.encoder_hidden_dim},
         "text": {
             "vocabulary_size": tokenizer.vocabulary_size,
-            "sequence_length": settings.sequence_length + 1,
+            "sequence_length": settings.sequence_length,
             "embedding_dim": settings.hidden_dim,
             "hidden_dim": settings.hidden_dim,
         },

@@ -387,10 +387,10 @@ def test_dual_encoder_export_from_a_retrieval_run(
     from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
 
     config = RetrievalTrainConfig(
-        data=str(tiny_shapes_dir), image_size=SIZE, sequence_length=tokenizer.sequence_length
+        data=str(tiny_shapes_dir), image_size=SIZE, sequence_length=tokenizer.sequence_length + 1
     )
     run = RunDirectory(tmp_path / "my run").create()
-    run.write_config(config.to_dict())
+    run.write_config(config.to_config())
     run.save_vocabulary(tokenizer)
     run.save_model(dual_encoder)
     path = export_retrieval_run(run.path, base_dir=tmp_path / "saved_models")

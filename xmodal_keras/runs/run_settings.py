@@ -3,6 +3,12 @@
 import dataclasses
 from typing import Any, ClassVar
 
+# `config.json` records the version of its settings' meaning (`to_config`); a file without
+# one is version 1. Version 2: `sequence_length` is the length of the `token_ids` a model
+# reads, for every task (retrieval and fusion wrote one less, the tokenizer's length).
+SETTINGS_VERSION_KEY = "settings_version"
+SETTINGS_VERSION = 2
+
 
 class RunSettings:
     """Mixin for a frozen settings dataclass written to a run directory as `config.json`.
@@ -21,6 +27,8 @@ class RunSettings:
     {'data': ['a', 'b'], 'epochs': 1}
     >>> Settings.from_dict({"data": ["c"], "epochs": 2})
     Settings(data=('c',), epochs=2)
+    >>> Settings().to_config()["settings_version"]
+    2
     """
 
     settings_kind: ClassVar[str] = "run"
@@ -32,15 +40,51 @@ class RunSettings:
     # What a setting added later was before it existed, where that is not its default:
     # `from_dict` gives these to a `config.json` written without them.
     legacy_values: ClassVar[dict[str, Any]] = {}
+    # Settings whose `sequence_length` was the tokenizer's length (one less than the
+    # `token_ids` the model reads) before settings version 2 (`upgraded`).
+    sequence_length_was_tokenizer_length: ClassVar[bool] = False
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         return {key: list(v) if isinstance(v, tuple) else v for key, v in values.items()}
 
+    def to_config(self) -> dict[str, Any]:
+        """`to_dict` with the `SETTINGS_VERSION`: what a run's `config.json` holds."""
+        return {**self.to_dict(), SETTINGS_VERSION_KEY: SETTINGS_VERSION}
+
+    @classmethod
+    def upgraded(cls, values: dict[str, Any], version: int) -> dict[str, Any]:
+        """`values` written at settings `version`, in today's meaning.
+
+        Example:
+
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Settings(RunSettings):
+        ...     sequence_length_was_tokenizer_length = True
+        ...     sequence_length: int = 8
+        >>> Settings.from_dict({"sequence_length": 16})  # version 1: the tokenizer's 16
+        Settings(sequence_length=17)
+        >>> Settings.from_dict(Settings(sequence_length=16).to_config())
+        Settings(sequence_length=16)
+        """
+        length = values.get("sequence_length")
+        if version < 2 and cls.sequence_length_was_tokenizer_length and isinstance(length, int):
+            values = {**values, "sequence_length": length + 1}
+        return values
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]):
-        """Inverse of `to_dict` (e.g. a `config.json`); unknown keys are an error, missing
-        ones take their `legacy_values` (else their defaults)."""
+        """Inverse of `to_dict` / `to_config` (e.g. a `config.json`); unknown keys are an
+        error, missing ones take their `legacy_values` (else their defaults), and values
+        of an older settings version are `upgraded`."""
+        values = dict(values)
+        version = values.pop(SETTINGS_VERSION_KEY, 1)
+        if not isinstance(version, int) or not 1 <= version <= SETTINGS_VERSION:
+            raise ValueError(
+                f"{SETTINGS_VERSION_KEY} must be an int from 1 to {SETTINGS_VERSION} (a "
+                f"newer xmodal_keras wrote this run?). Received: {SETTINGS_VERSION_KEY}={version!r}"
+            )
+        values = cls.upgraded(values, version)
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -69,7 +69,7 @@ def test_reloaded_model_reproduces_the_metrics(tiny_run):
     model, tokenizer, config = load_fusion_run(run.path)
     assert set(model.input) == {"images", "token_ids"}
     assert (
-        model.input["token_ids"].shape[1] == config.sequence_length + 1 == 41
+        model.input["token_ids"].shape[1] == config.sequence_length == 41
     )  # a data path: 40 words
     after = evaluate_fusion(run.path, splits=("test",))["test"]
     assert after["confusion_matrix"] == before["confusion_matrix"]
@@ -150,7 +150,7 @@ def test_init_from_starts_the_towers_from_the_dual_encoder(
     fit = json.loads((run.metrics_dir / FIT_FILE).read_text())
     assert fit["vocabulary_coverage"] == 1.0 and fit["init_from"] == config.init_from
     model, _, _ = load_fusion_run(run)
-    assert model.input["token_ids"].shape[1] == config.sequence_length + 1
+    assert model.input["token_ids"].shape[1] == config.sequence_length
 
 
 def test_init_from_rejects_a_run_it_cannot_start_from(tiny_run, tiny_shapes_dir, tmp_path):
@@ -178,7 +178,7 @@ def test_init_from_a_transformer_captioner_run(tiny_shapes_dir, tmp_path):
         tiny_shapes_dir, init_from=source.path, image_size=64, baselines=False
     ).resolved()
     assert (config.fusion, config.image_size) == ("cross_attention", source_config.image_size)
-    assert config.sequence_length == source_config.sequence_length == 12
+    assert config.sequence_length == source_config.sequence_length + 1 == 13
     run = train_fusion(config, tmp_path / "run", verbose=0)
     assert run.vocabulary_path.read_text() == source.vocabulary_path.read_text()
     model, tokenizer, written = load_fusion_run(run)

@@ -143,7 +143,7 @@ def test_resume_extends_the_run(side_run, capsys):
 def test_a_run_written_before_side_inputs_still_resumes(tmp_path):
     config = FusionTrainConfig(strategy="default")
     run = RunDirectory(tmp_path / "old")
-    old = {k: v for k, v in config.to_dict().items() if "audio" not in k and "tabular" not in k}
+    old = {k: v for k, v in config.to_config().items() if "audio" not in k and "tabular" not in k}
     old = {k: v for k, v in old.items() if not k.endswith("_columns")}
     run.create()
     run.write_config(old)

@@ -80,7 +80,7 @@ def test_reloaded_model_embeds_like_the_index(tiny_run):
     ids = tokenizer(index.captions[:3])
     assert (
         ids.shape[1] == model.get_layer("text_tower").input.shape[1] == 21
-    )  # sequence_length 20 (not built-in shapes) + 1
+    )  # the default sequence_length when the data is not the built-in shapes
     np.testing.assert_allclose(
         model.get_layer("text_tower")(ids), index.text_embeddings[:3], atol=1e-5
     )
@@ -123,7 +123,7 @@ def test_resume_with_other_settings_is_refused(tiny_run):
 def test_a_run_written_before_newer_settings_still_resumes(tmp_path):
     config = tiny_config("shapes").resolved()
     run = RunDirectory(tmp_path / "old").create()
-    old = config.to_dict()
+    old = config.to_config()
     del old["allow_outside_root"], old["encoder"]  # settings added after the first runs
     run.write_config(old)
     config.check_resumable(run)  # no error: they read as their defaults

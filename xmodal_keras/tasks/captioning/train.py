@@ -231,7 +231,7 @@ def train_captioner(
     if worker.is_chief:
         run.create()
         run.save_vocabulary(tokenizer)
-        run.write_config(config.to_dict())
+        run.write_config(config.to_config())
 
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas

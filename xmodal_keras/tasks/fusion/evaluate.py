@@ -54,7 +54,10 @@ def load_fusion_run(run_dir: str | os.PathLike | RunDirectory):
             "run the same `xmodal train fusion` command again to resume)"
         )
     model = keras.saving.load_model(run.model_path, safe_mode=True)
-    tokenizer = CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, config.sequence_length)
+    # The text encoder reads `sequence_length` ids, one more than the tokenizer's length.
+    tokenizer = CaptionTokenizer.from_vocabulary_file(
+        run.vocabulary_path, config.sequence_length - 1
+    )
     return model, tokenizer, config
 
 

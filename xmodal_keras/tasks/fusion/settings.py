@@ -96,8 +96,8 @@ class FusionTrainConfig(RunSettings):
             refused without their modality).
         encoder, weights, trainable_blocks, encoder_hidden_dim, encoder_num_layers,
             image_size: the image encoder (`build_image_encoder`).
-        sequence_length: words + 1 kept per text (the text encoder reads
-            `sequence_length + 1` ids); None: 16 for shapes, 40 otherwise.
+        sequence_length: length of the text encoder's `token_ids` (`<start>`, the words,
+            `<end>`, padding); None: 17 for shapes, 41 otherwise.
         min_count, max_vocabulary_size: vocabulary of the train split.
         text_encoder (`"bigru"` / `"transformer"`), embedding_dim, hidden_dim, num_layers,
             num_heads: the text encoder (`build_text_encoder`).
@@ -149,6 +149,7 @@ class FusionTrainConfig(RunSettings):
     resumable_fields = RESUMABLE_FIELDS
     picked_fields = frozenset({"precision"})
     legacy_values = {"precision": "float32"}  # before the setting, every run was float32
+    sequence_length_was_tokenizer_length = True
 
     data: str = setting(
         SHAPES_VERIFY, "shapes-verify, or pair data: a Hateful-Memes JSONL folder or file, a CSV"
@@ -180,7 +181,9 @@ class FusionTrainConfig(RunSettings):
     )
     image_size: int = setting(64, "square image side the image encoder reads")
     sequence_length: int | None = setting(
-        None, "words + 1 kept per text (default: 16 for shapes-verify, else 40)"
+        None,
+        "token ids the text encoder reads: <start>, words, <end> (default: 17 for "
+        "shapes-verify, else 41)",
     )
     min_count: int = setting(1, "keep words seen at least this often in train texts")
     max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
@@ -283,10 +286,10 @@ class FusionTrainConfig(RunSettings):
         for name in ("epochs", "batch_size", "image_size", "hidden_dim", "projection_dim"):
             check_positive_int(name, getattr(self, name))
         if self.sequence_length is not None and (
-            not isinstance(self.sequence_length, int) or self.sequence_length < 2
+            not isinstance(self.sequence_length, int) or self.sequence_length < 3
         ):
             raise ValueError(
-                "`sequence_length` must be an int >= 2 or None. "
+                "`sequence_length` (`<start>`, the words, `<end>`) must be an int >= 3 or None. "
                 f"Received: sequence_length={self.sequence_length!r}"
             )
         if not 0 < self.learning_rate:
@@ -374,13 +377,16 @@ class FusionTrainConfig(RunSettings):
             kind, source = read_init_from_settings(init_from)
             if kind == "captioner":
                 taken = {name: source[name] for name in CAPTIONER_INIT_FROM_FIELDS}
+                # The captioner reads the tokenizer's ids without the last; the classifier
+                # built from it reads all of them.
+                taken["sequence_length"] += 1
                 taken["fusion"] = "cross_attention"
             else:
                 taken = {name: source[name] for name in INIT_FROM_FIELDS}
             return dataclasses.replace(
                 self, data=data, init_from=init_from, precision=precision, **taken
             )
-        sequence_length = self.sequence_length or (16 if self.is_shapes else 40)
+        sequence_length = self.sequence_length or (17 if self.is_shapes else 41)
         return dataclasses.replace(
             self, sequence_length=sequence_length, data=data, precision=precision
         )

@@ -85,6 +85,7 @@ from xmodal_keras.tasks.fusion.settings import (
     read_init_from_settings,
 )
 from xmodal_keras.tasks.retrieval.retrieve import load_dual_encoder_run
+from xmodal_keras.tasks.retrieval.train import run_tokenizer
 from xmodal_keras.training.distribute import get_strategy, strategy_name
 from xmodal_keras.training.fit_driver import fit_run, is_chief
 from xmodal_keras.training.precision import dtype_policy
@@ -178,7 +179,7 @@ def _build_fusion_model(
     if "text" in config.modalities:
         modalities["text"] = {
             "vocabulary_size": vocabulary_size,
-            "sequence_length": config.sequence_length + 1,
+            "sequence_length": config.sequence_length,
             "embedding_dim": config.embedding_dim,
             "hidden_dim": config.hidden_dim,
             "kind": config.text_encoder,
@@ -352,22 +353,13 @@ def _train_one(
     init_model = None
     if config.init_from is not None:
         init_model, tokenizer = load_init_from_run(config.init_from)
-    elif run.vocabulary_path.is_file() and run.has_config():
-        tokenizer = CaptionTokenizer.from_vocabulary_file(
-            run.vocabulary_path, config.sequence_length
-        )
     else:
-        tokenizer = CaptionTokenizer.from_captions(
-            train.text,
-            sequence_length=config.sequence_length,
-            min_count=config.min_count,
-            max_size=config.max_vocabulary_size,
-        )
+        tokenizer = run_tokenizer(run, train.text, config)
     coverage = vocabulary_coverage(tokenizer, train.text)
     if chief:
         run.create()
         run.save_vocabulary(tokenizer)
-        run.write_config(config.to_dict())
+        run.write_config(config.to_config())
 
     image_size = (config.image_size, config.image_size)
     counts = np.bincount(train.label.to_numpy(np.int64), minlength=num_classes)

@@ -39,8 +39,8 @@ class RetrievalTrainConfig(RunSettings):
             `"csv"`).
         encoder, weights, trainable_blocks, encoder_hidden_dim, encoder_num_layers,
             image_size: the image tower's encoder (see `build_image_encoder`).
-        sequence_length: caption words + 1 kept (the text tower reads `sequence_length + 1`
-            ids: `<start> ... <end>`); None: 22 for shapes, 20 otherwise.
+        sequence_length: length of the text tower's `token_ids` (`<start>`, the words,
+            `<end>`, padding); None: 23 for shapes, 21 otherwise.
         min_count, max_vocabulary_size: vocabulary of the train split.
         text_encoder (`"bigru"` / `"transformer"`), embedding_dim, hidden_dim, num_layers,
             num_heads, intermediate_dim: the text tower's encoder (`build_text_encoder`).
@@ -62,6 +62,7 @@ class RetrievalTrainConfig(RunSettings):
     resumable_fields = RESUMABLE_FIELDS
     picked_fields = frozenset({"precision"})
     legacy_values = {"precision": "float32"}  # before the setting, every run was float32
+    sequence_length_was_tokenizer_length = True
 
     data: str | tuple[str, ...] = setting(
         SHAPES, "shapes, or caption data: Flickr8k folder, Karpathy/COCO JSON, CSV"
@@ -84,7 +85,8 @@ class RetrievalTrainConfig(RunSettings):
     )
     image_size: int = setting(64, "square image side the image tower reads")
     sequence_length: int | None = setting(
-        None, "caption words + 1 the text tower keeps (default: 22 for shapes, else 20)"
+        None,
+        "token ids the text tower reads: <start>, words, <end> (default: 23 for shapes, else 21)",
     )
     min_count: int = setting(1, "keep words seen at least this often in train captions")
     max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
@@ -150,10 +152,10 @@ class RetrievalTrainConfig(RunSettings):
                 f"Received: batch_size={self.batch_size}"
             )
         if self.sequence_length is not None and (
-            not isinstance(self.sequence_length, int) or self.sequence_length < 2
+            not isinstance(self.sequence_length, int) or self.sequence_length < 3
         ):
             raise ValueError(
-                "`sequence_length` must be an int >= 2 or None. "
+                "`sequence_length` (`<start>`, the words, `<end>`) must be an int >= 3 or None. "
                 f"Received: sequence_length={self.sequence_length!r}"
             )
         if not 0 < self.learning_rate:
@@ -166,7 +168,7 @@ class RetrievalTrainConfig(RunSettings):
     def resolved(self) -> "RetrievalTrainConfig":
         """A copy with `sequence_length` and `precision` (`resolve_precision`) filled in
         and data paths made absolute."""
-        sequence_length = self.sequence_length or (22 if self.is_shapes else 20)
+        sequence_length = self.sequence_length or (23 if self.is_shapes else 21)
         data = self.data
         if isinstance(data, str) and not self.is_shapes:
             data = os.path.abspath(data)

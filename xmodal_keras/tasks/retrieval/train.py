@@ -67,7 +67,7 @@ def _build_dual_encoder(config: RetrievalTrainConfig, vocabulary_size: int) -> k
         }
     return build_dual_encoder(
         vocabulary_size=vocabulary_size,
-        sequence_length=config.sequence_length + 1,
+        sequence_length=config.sequence_length,
         image_shape=(config.image_size, config.image_size, 3),
         encoder=config.encoder,
         encoder_weights=config.weights,
@@ -82,6 +82,25 @@ def _build_dual_encoder(config: RetrievalTrainConfig, vocabulary_size: int) -> k
         projection_dim=config.projection_dim,
         dropout=config.dropout,
         initial_temperature=config.initial_temperature,
+    )
+
+
+def run_tokenizer(
+    run: RunDirectory, texts: Sequence[str], config: RetrievalTrainConfig
+) -> CaptionTokenizer:
+    """The tokenizer of a text tower that reads `config.sequence_length` ids (`<start>`, the
+    words, `<end>`: one more than the tokenizer's own `sequence_length`, the length of a
+    decoder's input): the run's `vocab.txt` when it is resumed, else built on `texts` with
+    the config's `min_count` and `max_vocabulary_size` (fusion settings have the same
+    three fields)."""
+    length = config.sequence_length - 1
+    if run.vocabulary_path.is_file() and run.has_config():
+        return CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, length)
+    return CaptionTokenizer.from_captions(
+        texts,
+        sequence_length=length,
+        min_count=config.min_count,
+        max_size=config.max_vocabulary_size,
     )
 
 
@@ -128,21 +147,11 @@ def train_retrieval(
             f"The data has no 'train' captions. Received: data={config.data!r} with splits "
             f"{sorted(frame.split.unique())}"
         )
-    if run.vocabulary_path.is_file() and run.has_config():
-        tokenizer = CaptionTokenizer.from_vocabulary_file(
-            run.vocabulary_path, config.sequence_length
-        )
-    else:
-        tokenizer = CaptionTokenizer.from_captions(
-            train.caption,
-            sequence_length=config.sequence_length,
-            min_count=config.min_count,
-            max_size=config.max_vocabulary_size,
-        )
+    tokenizer = run_tokenizer(run, train.caption, config)
     if chief:
         run.create()
         run.save_vocabulary(tokenizer)
-        run.write_config(config.to_dict())
+        run.write_config(config.to_config())
 
     image_size = (config.image_size, config.image_size)
     print(

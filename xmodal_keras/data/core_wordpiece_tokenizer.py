@@ -3,43 +3,45 @@
 `keras_hub.tokenizers.WordPieceTokenizer` runs on tensorflow-text kernels
 (`FastWordpieceTokenizeWithOffsets`, `RegexSplitWithOffsets`, `CaseFoldUTF8`,
 `NormalizeUTF8`) that stock TF Serving does not have. `CoreWordPieceTokenizer` gives the
-same token ids with `tf.strings`, `tf.lookup.StaticHashTable` and a `tf.while_loop`, so a
+same token ids with `tf.strings`, `tf.lookup.StaticHashTable` and `tf.while_loop`, so a
 serving graph that tokenises raw text loads in a plain TF Serving.
 
-The pipeline, step for step what KerasHub does (`split=True`, no special tokens in strings):
+The pipeline gives the words of KerasHub's (`split=True`, no special tokens in strings):
 
-1. `strip_accents`: NFD, then marks (`\\p{Mn}`) removed. Precomposed characters go through
-   a code point -> string table computed here in Python from `unicodedata` (NFD with the Mn
-   marks dropped); marks that arrive on their own are removed with the same RE2 regex
-   KerasHub uses.
-2. Split on whitespace (`\\s`, which in RE2 is ASCII only, `\\p{Cc}`, `\\p{Cf}`), keeping
+1. Split on whitespace (`\\s`, which in RE2 is ASCII only, `\\p{Cc}`, `\\p{Cf}`), keeping
    punctuation (ASCII non-alphanumerics and `\\p{P}`) and, with `split_on_cjk`, CJK
-   ideographs as their own words: KerasHub's RE2 patterns with `tf.strings.regex_replace`,
-   then `tf.strings.split`.
-3. `lowercase`: Unicode NFKC_Casefold per word (what TF-Text's `case_fold_utf8` does: NFKC,
-   full case folding, default ignorables dropped). A code point -> string table gives each
-   character's NFKC_Casefold; words that then hold combining or composable characters are
-   put into NFC in-graph (canonical decomposition table, canonical reordering with a
-   stable sort, composition with a pair table and Hangul arithmetic, in a
-   `tf.while_loop`), so decomposed input ("e" + U+0301) comes out like ICU's.
-4. WordPiece, greedy longest-match-first: every (start, length) substring of every word up
-   to the longest vocabulary piece, "##"-prefixed after the start, looked up at once in a
-   `StaticHashTable`; a `tf.while_loop` then walks each word from its start along the
-   longest matches. A word with no full segmentation, or longer than 100 UTF-8 bytes
-   (TF-Text's `max_bytes_per_token`), is one `oov_token`; an empty word gives no token.
+   ideographs as words of their own: KerasHub's RE2 classes with `tf.strings.regex_replace`,
+   then `tf.strings.split`. KerasHub strips accents before splitting; here the few
+   characters whose stripped form splits differently (4 in Unicode 14: "≠" -> "=", ...)
+   are replaced before the split, the rest of the stripping is done per word after it.
+2. ASCII words: `tf.strings.lower` when lowercasing. Other words: with `strip_accents`,
+   marks that come alone are removed with KerasHub's RE2 `\\p{Mn}`, then one code point ->
+   string `StaticHashTable`, computed in Python from `unicodedata`, maps every character
+   to its NFD with the Mn marks dropped and/or its NFKC_Casefold (what TF-Text's
+   `case_fold_utf8` does: NFKC, full case folding, default ignorables dropped). Words that
+   then hold combining or composable characters are put into NFC in-graph (canonical
+   decomposition table, reordering with a stable sort, a composition pair table and Hangul
+   arithmetic in a `tf.while_loop`), so decomposed input ("e" + U+0301) ends as ICU's.
+3. WordPiece, greedy longest-match-first: a word in the vocabulary is one lookup; for the
+   others a `tf.while_loop` takes one piece of every word per step, looking all candidate
+   substrings up at once. A word with no full segmentation, longer than 100 UTF-8 bytes
+   (TF-Text's `max_bytes_per_token`) or not valid UTF-8 is one `oov_token`; an empty word
+   gives no token.
+
+TF-Text's quirks are kept: its split reads a string only up to the first NUL character.
 
 Agreement with TF-Text (measured on TF 2.21, tensorflow-text 2.21, Python 3.11): TF-Text
-normalises with ICU data for Unicode 16, Python 3.11's `unicodedata` is Unicode 14.0.
-Over every code point, alone, NFKC_Casefold differs for 125 code points and NFD for 20,
-all of them unassigned in Unicode 14 (added in Unicode 15-16: e.g. U+1E030 CYRILLIC
-MODIFIER LETTER SMALL A, U+1CCD6 OUTLINED LATIN CAPITAL LETTER A): this layer leaves them
-as they are, TF-Text maps them. A newer Python shrinks the list (the tables are built from
-whatever `unicodedata` runs). The character classes (`\\p{P}`, `\\p{Mn}`, `\\p{Cc}`,
-`\\p{Cf}`) come from RE2 on both sides, so they agree. Two more limits, outside ordinary
-text: invalid UTF-8 is decoded with U+FFFD replacements; with `strip_accents=True` and
-`lowercase=False` two non-Mn combining marks next to each other (25 rare code points
-such as U+302E) are not canonically reordered. The tests check id-for-id equality with
-KerasHub on a 10,000+ sentence corpus and code point by code point.
+normalises with ICU data of a newer Unicode (16) than Python 3.11's `unicodedata` (14.0).
+Over every code point (in a word, lowercasing and stripping), the words differ for 127
+code points, all unassigned in Unicode 14 (e.g. U+1E030, a Cyrillic modifier letter of
+Unicode 15 that ICU folds to "а"; Unicode 16's outlined letters U+1CCD6...): this layer
+leaves them as they are, TF-Text maps them. A newer Python shrinks the list (the tables
+are built from the `unicodedata` that runs). The character classes (`\\p{P}`, `\\p{Mn}`,
+`\\p{Cc}`, `\\p{Cf}`) come from RE2 on both sides. One more limit, outside ordinary text:
+with `strip_accents=True` and `lowercase=False`, two adjacent non-Mn combining marks (25
+rare code points such as U+302E) are not canonically reordered as NFD would. The tests
+check id-for-id equality with KerasHub on a 10,000+ sentence corpus and code point by
+code point.
 
 Example:
 
@@ -265,13 +267,22 @@ def _is_valid_utf8(texts: tf.Tensor) -> tf.Tensor:
     return tf.equal(tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace"), texts)
 
 
+def _update_some(texts: tf.Tensor, indices: tf.Tensor, function) -> tf.Tensor:
+    """`texts` with `function` applied to `texts[indices]`; when `indices` is empty, the ops
+    of `function` do not run at all (a `tf.cond`: most batches need no rare path)."""
+    return tf.cond(
+        tf.size(indices) > 0,
+        lambda: tf.tensor_scatter_nd_update(texts, indices, function(tf.gather_nd(texts, indices))),
+        lambda: tf.identity(texts),
+    )
+
+
 def _where_not_ascii(texts: tf.Tensor, function, ascii_function=None) -> tf.Tensor:
     """`function` on the strings of `texts` (1-D) that are not pure ASCII, `ascii_function`
     (or nothing) on the rest: most text is ASCII, and ASCII needs no character tables."""
     not_ascii = tf.where(tf.logical_not(tf.strings.regex_full_match(texts, r"[\x00-\x7f]*")))
-    done = function(tf.gather_nd(texts, not_ascii))
     base = texts if ascii_function is None else ascii_function(texts)
-    return tf.tensor_scatter_nd_update(base, not_ascii, done)
+    return _update_some(base, not_ascii, function)
 
 
 class _NFC(tf.Module):
@@ -381,7 +392,7 @@ class CoreWordPieceTokenizer(keras.layers.Layer):
 
     Args:
         vocabulary: the WordPiece tokens, id = position; suffix pieces start with
-            `suffix_indicator`. Must hold `oov_token`, no duplicates.
+            `suffix_indicator`. Must hold `oov_token`; no duplicate or empty tokens.
         sequence_length: pad or cut the ids to this length, or None for ragged output.
             Defaults to None.
         lowercase: NFKC_Casefold every word (TF-Text's `case_fold_utf8`). Defaults to False.
@@ -583,8 +594,7 @@ class CoreWordPieceTokenizer(keras.layers.Layer):
         # they become the oov token either way, so they skip the per-character loop.
         short = tf.strings.length(words) <= 3 * MAX_BYTES_PER_WORD
         compose = self._nfc.needs_composition(tf.strings.unicode_decode(words, "UTF-8"))
-        indices = tf.where(compose & short)
-        return tf.tensor_scatter_nd_update(words, indices, self._nfc(tf.gather_nd(words, indices)))
+        return _update_some(words, tf.where(compose & short), self._nfc)
 
     def _word_piece(self, words: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Words (1-D) -> (ids, word index of each id), greedy longest match first.
@@ -600,7 +610,11 @@ class CoreWordPieceTokenizer(keras.layers.Layer):
         single_word = tf.cast(tf.where(single)[:, 0], tf.int32)
         single_id = tf.gather(tf.where(too_long, self._oov_id, whole), single_word)
         other_word = tf.cast(tf.where(tf.logical_not(single) & (num_bytes > 0))[:, 0], tf.int32)
-        other_id, other_index, other_rank = self._greedy_pieces(tf.gather(words, other_word))
+        other_id, other_index, other_rank = tf.cond(
+            tf.size(other_word) > 0,
+            lambda: self._greedy_pieces(tf.gather(words, other_word)),
+            lambda: (tf.zeros([0], tf.int32),) * 3,
+        )
         # Merge: each id goes to its place in the output (word order, then rank).
         counts = tf.tensor_scatter_nd_update(
             tf.cast(single, tf.int32),

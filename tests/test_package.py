@@ -17,6 +17,9 @@ EXAMPLES = {
     "CaptionTokenizer": lambda: _cls("CaptionTokenizer")(
         vocabulary=["<pad>", "<unk>", "<start>", "<end>", "a", "dog"], sequence_length=5
     ),
+    "CoreWordPieceTokenizer": lambda: _cls("CoreWordPieceTokenizer")(
+        vocabulary=["[UNK]", "a", "##b"], lowercase=True, strip_accents=True, sequence_length=4
+    ),
     "AdditiveVisualAttention": lambda: _cls("AdditiveVisualAttention")(hidden_dim=4),
     "BackbonePreprocessing": lambda: _cls("BackbonePreprocessing")(mode="caffe"),
     "MaskedCaptionLoss": lambda: _cls("MaskedCaptionLoss")(label_smoothing=0.1),

@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 # The public API, by hand (DESIGN.md §4). Subpackages hold the rest.
 from xmodal_keras.data import (  # noqa: E402
     CaptionTokenizer,
+    CoreWordPieceTokenizer,
     DataValidationError,
     load_shapes,
     make_caption_dataset,
@@ -56,6 +57,7 @@ __all__ = [
     "CaptionGenerator",
     "CaptionTokenizer",
     "CaptionerTrainConfig",
+    "CoreWordPieceTokenizer",
     "DataValidationError",
     "build_gru_captioner",
     "build_lstm_captioner",

@@ -1,5 +1,6 @@
 """Data: the built-in shapes and digits datasets, readers, vocabulary and tf.data pipelines."""
 
+from xmodal_keras.data.core_wordpiece_tokenizer import CoreWordPieceTokenizer
 from xmodal_keras.data.datasets import (
     DatasetPlan,
     build_caption_augmentation,
@@ -38,6 +39,7 @@ from xmodal_keras.data.validation import DataValidationError
 
 __all__ = [
     "CaptionTokenizer",
+    "CoreWordPieceTokenizer",
     "DataValidationError",
     "DatasetPlan",
     "DatasetReport",

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from xmodal_keras.data import image_preprocessing
 from xmodal_keras.data.image_preprocessing import (
     decode_image,
     find_bad_images,
@@ -142,6 +143,17 @@ def test_find_bad_images(tmp_path):
     assert find_bad_images([good]) == []
     with pytest.raises(ValueError, match="Received: mode='full'"):
         find_bad_images(paths, mode="full")
+
+
+def test_decoding_in_threads_traces_the_decoder_once(tmp_path, caplog):
+    paths = [
+        save(Image.fromarray(smooth_rgb(seed=seed)), tmp_path / f"{seed}.png") for seed in range(16)
+    ]
+    image_preprocessing._tf_decoder.cache_clear()  # untraced, as in a fresh process
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        assert find_bad_images(paths, mode="decode", max_workers=8) == []
+    assert image_preprocessing._tf_decoder().experimental_get_tracing_count() == 1
+    assert not [record for record in caplog.records if "retracing" in record.getMessage()]
 
 
 def jpeg_with_orientation(path, orientation: int, *, big_endian: bool = False) -> str:

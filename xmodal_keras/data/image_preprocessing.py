@@ -232,6 +232,10 @@ def find_bad_images(
 
         print(f"Checking {len(unique_paths)} image files ({mode})", flush=True)
         bar = keras.utils.Progbar(len(unique_paths), unit_name="image")
+    if mode == "decode":
+        # Trace once here: threads that call an untraced tf.function at the same time
+        # each trace it (and TensorFlow warns of retracing).
+        _tf_decoder().get_concrete_function()
     reasons = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max_workers) as pool:
         for done, reason in enumerate(pool.map(lambda p: _check_one(p, mode), unique_paths), 1):

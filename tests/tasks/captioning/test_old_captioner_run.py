@@ -4,31 +4,28 @@ evaluates and exports. The fixture is a tiny Transformer run trained by that cod
 `history.csv`."""
 
 import io
-import pathlib
-import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from old_runs import copied_old_run, old_run_path
 from PIL import Image
 
 from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.models.captioner_input_names import with_current_input_names
+from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.evaluate import evaluate_captioner
 from xmodal_keras.tasks.captioning.export import export_saved_model
 from xmodal_keras.tasks.captioning.predict import caption_image_files, load_captioner
 
-OLD_RUN = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "captioner_run_v0_1"
+OLD_RUN = old_run_path("captioner")
 IMAGES = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
 
 
 @pytest.fixture(scope="module")
-def old_run(tmp_path_factory) -> pathlib.Path:
-    """A copy of the fixture, so that nothing a test writes lands in the repository."""
-    copy = tmp_path_factory.mktemp("old") / "captioner"
-    shutil.copytree(OLD_RUN, copy)
-    return copy
+def old_run(tmp_path_factory) -> RunDirectory:
+    return copied_old_run("captioner", tmp_path_factory)
 
 
 def test_fixture_is_a_run_with_the_old_input_names():
@@ -37,7 +34,7 @@ def test_fixture_is_a_run_with_the_old_input_names():
 
 
 def test_old_run_loads_with_current_input_names_and_same_logits(old_run):
-    old = keras.saving.load_model(old_run / "model.keras", safe_mode=True)
+    old = keras.saving.load_model(old_run.model_path, safe_mode=True)
     model, tokenizer, config = load_captioner(old_run)
     assert set(model.input) == {"images", "token_ids"}
     assert model.input["token_ids"].shape[1] == config.sequence_length == tokenizer.sequence_length

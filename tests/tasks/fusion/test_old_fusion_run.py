@@ -4,11 +4,10 @@ to the metrics it wrote, resumes with the same flags and exports. The fixture is
 image+text run trained by that code (commit a4f5a0c), kept as it was written."""
 
 import json
-import pathlib
-import shutil
 
 import pytest
 import tensorflow as tf
+from old_runs import copied_old_run, old_run_path
 from task_runs import fusion_config
 
 from xmodal_keras.runs.run_directory import RunDirectory
@@ -16,14 +15,12 @@ from xmodal_keras.tasks.fusion.evaluate import evaluate_fusion, load_fusion_run
 from xmodal_keras.tasks.fusion.export import export_saved_model
 from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
 
-OLD_RUN = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "fusion_run_v0_1"
+OLD_RUN = old_run_path("fusion")
 
 
 @pytest.fixture(scope="module")
 def old_run(tmp_path_factory) -> RunDirectory:
-    copy = tmp_path_factory.mktemp("old") / "fusion"
-    shutil.copytree(OLD_RUN, copy)
-    return RunDirectory(copy)
+    return copied_old_run("fusion", tmp_path_factory)
 
 
 def test_old_sequence_length_reads_as_the_token_ids_length(old_run):

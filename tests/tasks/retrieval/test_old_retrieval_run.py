@@ -4,12 +4,11 @@ evaluates to the metrics it wrote, retrieves, resumes with the same flags and ex
 The fixture is a tiny run trained by that code (commit a4f5a0c), kept as it was written."""
 
 import json
-import pathlib
-import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from old_runs import copied_old_run, old_run_path
 from task_runs import retrieval_config
 
 from xmodal_keras.models.dual_encoder import TEXT_TOWER_NAME
@@ -22,14 +21,12 @@ from xmodal_keras.tasks.retrieval.retrieve import (
 )
 from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
 
-OLD_RUN = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "retrieval_run_v0_1"
+OLD_RUN = old_run_path("retrieval")
 
 
 @pytest.fixture(scope="module")
 def old_run(tmp_path_factory) -> RunDirectory:
-    copy = tmp_path_factory.mktemp("old") / "retrieval"
-    shutil.copytree(OLD_RUN, copy)
-    return RunDirectory(copy)
+    return copied_old_run("retrieval", tmp_path_factory)
 
 
 def test_old_sequence_length_reads_as_the_token_ids_length(old_run):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import keras
+import keras_hub
 import numpy as np
 
 import xmodal_keras
@@ -19,6 +20,20 @@ EXAMPLES = {
     ),
     "CoreWordPieceTokenizer": lambda: _cls("CoreWordPieceTokenizer")(
         vocabulary=["[UNK]", "a", "##b"], lowercase=True, strip_accents=True, sequence_length=4
+    ),
+    "WordPieceTextTokenizer": lambda: _cls("WordPieceTextTokenizer")(
+        vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"], sequence_length=4
+    ),
+    "PresetTextBackbone": lambda: _cls("PresetTextBackbone")(
+        keras_hub.models.BertBackbone(
+            vocabulary_size=6,
+            num_layers=2,
+            num_heads=1,
+            hidden_dim=4,
+            intermediate_dim=8,
+            max_sequence_length=4,
+        ),
+        trainable_layers=1,
     ),
     "AdditiveVisualAttention": lambda: _cls("AdditiveVisualAttention")(hidden_dim=4),
     "BackbonePreprocessing": lambda: _cls("BackbonePreprocessing")(mode="caffe"),

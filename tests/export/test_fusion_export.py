@@ -259,7 +259,8 @@ def test_warmup_requests_and_export_info(exports, fresh_process):
     info = json.loads((exports["classifier"] / EXPORT_INFO_FILE).read_text())
     assert info["kind"] == "fusion_classifier"
     assert info["inputs"]["age"] == {"dtype": "float32", "shape": [None]}
-    assert info["image_shape"] == [SIZE, SIZE, 3] and info["sequence_length"] == 7
+    # `sequence_length` is the length of the token ids the model reads (the tokenizer's 7 + 1)
+    assert info["image_shape"] == [SIZE, SIZE, 3] and info["sequence_length"] == 8
     info = json.loads((exports["dual_encoder"] / EXPORT_INFO_FILE).read_text())
     assert info["kind"] == "dual_encoder" and info["embedding_dim"] == 4
     # No temporary folders left beside the versions.

@@ -227,6 +227,11 @@ class CaptionTokenizer(keras.layers.Layer):
         return len(self.vocabulary)
 
     @property
+    def ids_length(self) -> int:
+        """Ids a row holds (`sequence_length + 1`): the text tower's input length."""
+        return self.sequence_length + 1
+
+    @property
     def pad_id(self) -> int:
         return PAD_ID
 

@@ -1,11 +1,13 @@
 """Text encoders: token ids -> per-token features and a masked-mean pooled vector.
 
 Token ids come from `xmodal_keras.data.text_tokenizer.CaptionTokenizer` (in-graph, core
-ops), with 0 = `<pad>`. Two kinds:
+ops), with 0 = `<pad>`. Three kinds:
 
 - `"bigru"`: `Embedding` + `num_layers` bidirectional GRUs;
 - `"transformer"`: KerasHub `TokenAndPositionEmbedding` + `num_layers` KerasHub
-  `TransformerEncoder`s.
+  `TransformerEncoder`s;
+- `"keras_hub:PRESET_OR_DIR"`: a pretrained KerasHub text backbone (BERT family), its ids
+  from the preset's `WordPieceTextTokenizer` (see `keras_hub_text_encoder`).
 
 The padding mask (`PaddingMask` layer, `token_ids != 0`) is passed explicitly to the
 GRUs / self-attention and to the masked-mean pooling (`GlobalAveragePooling1D(mask=)`),
@@ -17,10 +19,26 @@ import keras
 import keras_hub
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.encoders.keras_hub_text_encoder import (
+    KERAS_HUB_PREFIX,
+    build_keras_hub_text_encoder,
+    is_keras_hub_preset,
+)
 from xmodal_keras.layers.padding_mask import PaddingMask
 
 TEXT_ENCODER_KINDS: tuple[str, ...] = ("bigru", "transformer")
-"""The values `build_text_encoder(kind=...)` accepts."""
+"""The from-scratch values `build_text_encoder(kind=...)` accepts (and `keras_hub:...`)."""
+TEXT_ENCODER_HELP = "bigru, transformer or keras_hub:PRESET_OR_DIR (a BERT-family preset)"
+
+
+def check_text_encoder_kind(kind, argument: str = "text_encoder") -> None:
+    """Raise unless `kind` is one of `TEXT_ENCODER_KINDS` or `keras_hub:PRESET_OR_DIR`."""
+    if kind in TEXT_ENCODER_KINDS or (is_keras_hub_preset(kind) and kind != KERAS_HUB_PREFIX):
+        return
+    raise ValueError(
+        f"`{argument}` must be one of {TEXT_ENCODER_KINDS} or `{KERAS_HUB_PREFIX}PRESET_OR_DIR`."
+        f" Received: {argument}={kind!r}"
+    )
 
 
 def build_text_encoder(
@@ -34,6 +52,7 @@ def build_text_encoder(
     num_heads: int = 2,
     intermediate_dim: int | None = None,
     dropout: float = 0.0,
+    trainable_layers: int | None = None,
     name: str = "text_encoder",
 ) -> keras.Model:
     """Builds a text encoder returning per-token features and a pooled vector.
@@ -46,13 +65,17 @@ def build_text_encoder(
             `hidden_dim` (the residual stream). Defaults to 128.
         hidden_dim: feature size of both outputs. Must be even for `"bigru"`
             (each direction has `hidden_dim // 2` units). Defaults to 128.
-        kind: `"bigru"` or `"transformer"`. Defaults to `"bigru"`.
+        kind: `"bigru"`, `"transformer"` or `"keras_hub:PRESET_OR_DIR"` (a pretrained
+            backbone: the sizes below do not apply, see `build_keras_hub_text_encoder`).
+            Defaults to `"bigru"`.
         num_layers: stacked GRU / Transformer layers. Defaults to 1.
         num_heads: attention heads (`"transformer"` only; must divide
             `hidden_dim`). Defaults to 2.
         intermediate_dim: feed-forward size (`"transformer"` only). Defaults to
             `None`: `2 * hidden_dim`.
         dropout: dropout rate in [0, 1). Defaults to 0.0.
+        trainable_layers: a preset's last Transformer layers that train (None: all, 0:
+            frozen). Defaults to None.
         name: model name. Defaults to `"text_encoder"`.
 
     Returns:
@@ -69,8 +92,20 @@ def build_text_encoder(
     >>> tuple(out["sequence"].shape), tuple(out["pooled"].shape)
     ((2, 5, 8), (2, 8))
     """
-    if kind not in TEXT_ENCODER_KINDS:
-        raise ValueError(f"`kind` must be one of {TEXT_ENCODER_KINDS}. Received: kind={kind!r}")
+    check_text_encoder_kind(kind, "kind")
+    if is_keras_hub_preset(kind):
+        return build_keras_hub_text_encoder(
+            kind,
+            sequence_length=sequence_length,
+            vocabulary_size=vocabulary_size,
+            trainable_layers=trainable_layers,
+            encoder_name=name,
+        )
+    if trainable_layers is not None:
+        raise ValueError(
+            "`trainable_layers` applies to `keras_hub:` presets only. "
+            f"Received: kind={kind!r}, trainable_layers={trainable_layers!r}"
+        )
     for arg, value in (
         ("vocabulary_size", vocabulary_size),
         ("sequence_length", sequence_length),

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.data.wordpiece_text_tokenizer import TextTokenizer
 from xmodal_keras.export.float32_model import float32_copy
 from xmodal_keras.export.fusion_export import IMAGE_BYTES_INPUT, TEXT_INPUT
 from xmodal_keras.export.image_bytes import (
@@ -61,7 +61,7 @@ def _towers(model: keras.Model) -> tuple[keras.Model, keras.Model]:
 
 def build_dual_encoder_archive(
     model: keras.Model,
-    tokenizer: CaptionTokenizer,
+    tokenizer: TextTokenizer,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> keras.export.ExportArchive:
@@ -69,7 +69,8 @@ def build_dual_encoder_archive(
 
     Args:
         model: a `build_dual_encoder` model.
-        tokenizer: its `CaptionTokenizer` (ids as long as the text tower's input).
+        tokenizer: its `CaptionTokenizer` or `WordPieceTextTokenizer` (ids as long as the
+            text tower's input).
         max_pixels: largest width x height an `image_bytes` input may declare.
             Defaults to 40 megapixels.
     """
@@ -107,7 +108,7 @@ def build_dual_encoder_archive(
 
 def export_dual_encoder(
     model: keras.Model,
-    tokenizer: CaptionTokenizer,
+    tokenizer: TextTokenizer,
     *,
     base_dir: str | os.PathLike = "saved_models",
     name: str | None = None,
@@ -121,7 +122,7 @@ def export_dual_encoder(
     Args:
         model: a `build_dual_encoder` model (a trained run directory is exported by
             `xmodal_keras.tasks.retrieval.export.export_saved_model`).
-        tokenizer: the model's `CaptionTokenizer`.
+        tokenizer: the model's `CaptionTokenizer` or `WordPieceTextTokenizer`.
         base_dir: the TF Serving model base folder. Defaults to `"saved_models"`.
         name: model name. Defaults to the model's name.
         version: version number; must not exist yet. Defaults to the next free number.
@@ -157,7 +158,7 @@ def export_dual_encoder(
         "kind": "dual_encoder",
         "signatures": list(SIGNATURES),
         "image_shape": list(image_tower.input.shape[1:]),
-        "sequence_length": tokenizer.sequence_length,
+        "sequence_length": tokenizer.ids_length,
         "vocabulary_size": tokenizer.vocabulary_size,
         "embedding_dim": int(image_tower.output.shape[-1]),
         "max_pixels": max_pixels,

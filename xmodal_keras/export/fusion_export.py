@@ -12,7 +12,8 @@ modalities:
 
 - `image_bytes` string `[batch]` (JPEG/PNG/GIF/BMP; header-checked, decoded, converted to
   RGB and resized in-graph exactly as in training) when the model takes `"images"`;
-- `text` string `[batch]` (raw text, tokenised in-graph by the model's `CaptionTokenizer`)
+- `text` string `[batch]` (raw text, tokenised in-graph by the model's `CaptionTokenizer`
+  or `WordPieceTextTokenizer`, core ops)
   when it takes `"token_ids"`;
 - `audio` float32 `[batch, ...]` (the model's audio input as it is) when it takes `"audio"`;
 - one input per tabular column, by the column's name, `[batch]` (float32 for numeric
@@ -30,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.data.wordpiece_text_tokenizer import TextTokenizer
 from xmodal_keras.export.float32_model import float32_copy
 from xmodal_keras.export.image_bytes import (
     DEFAULT_MAX_PIXELS,
@@ -108,7 +109,7 @@ def classifier_input_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
 
 def build_classifier_archive(
     model: keras.Model,
-    tokenizer: CaptionTokenizer | None = None,
+    tokenizer: TextTokenizer | None = None,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> keras.export.ExportArchive:
@@ -116,7 +117,8 @@ def build_classifier_archive(
 
     Args:
         model: a classifier from `build_fusion_classifier(..., output="probabilities")`.
-        tokenizer: its `CaptionTokenizer` (needed when the model reads `"token_ids"`).
+        tokenizer: its `CaptionTokenizer` or `WordPieceTextTokenizer` (needed when the
+            model reads `"token_ids"`).
         max_pixels: largest width x height an `image_bytes` input may declare.
             Defaults to 40 megapixels.
     """
@@ -177,7 +179,7 @@ def warmup_inputs(
 
 def export_fusion_classifier(
     model: keras.Model,
-    tokenizer: CaptionTokenizer | None = None,
+    tokenizer: TextTokenizer | None = None,
     *,
     base_dir: str | os.PathLike = "saved_models",
     name: str,
@@ -193,7 +195,7 @@ def export_fusion_classifier(
 
     Args:
         model: a `build_fusion_classifier` model with `output="probabilities"`.
-        tokenizer: its `CaptionTokenizer` (when the model reads text).
+        tokenizer: its `CaptionTokenizer` or `WordPieceTextTokenizer` (when the model reads text).
         base_dir: the TF Serving model base folder. Defaults to `"saved_models"`.
         name: model name (letters, digits, `_`, `-`).
         version: version number; must not exist yet. Defaults to the next free number.
@@ -227,7 +229,7 @@ def export_fusion_classifier(
         },
         "outputs": {"probabilities": {"dtype": "float32", "shape": list(model.output.shape)}},
         "image_shape": list(image_size(model)) + [3] if IMAGE_BYTES_INPUT in specs else None,
-        "sequence_length": tokenizer.sequence_length if TEXT_INPUT in specs else None,
+        "sequence_length": tokenizer.ids_length if TEXT_INPUT in specs else None,
         "vocabulary_size": tokenizer.vocabulary_size if TEXT_INPUT in specs else None,
         "max_pixels": max_pixels,
     }

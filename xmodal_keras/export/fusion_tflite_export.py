@@ -234,6 +234,13 @@ def export_fusion_classifier_tflite(
     vocabulary = None
     if "token_ids" in module.input_names:
         vocabulary = check_tokenizer(tokenizer, model.input["token_ids"].shape[1])
+        if not isinstance(vocabulary, CaptionTokenizer):
+            raise ValueError(
+                "The TFLite export describes the word tokenizer of `CaptionTokenizer` for "
+                "apps to reimplement; a model with a KerasHub WordPiece text tower "
+                "(`WordPieceTextTokenizer`) exports as a SavedModel, which tokenises in-graph. "
+                f"Received: tokenizer={type(vocabulary).__name__}"
+            )
     final_dir = tflite_folder(out_dir, name)
     flatbuffer, _ = convert_fusion_classifier(model, quantize=quantize)
     metadata = build_metadata(model, vocabulary, flatbuffer, quantize=quantize)

@@ -15,6 +15,7 @@ from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.data.wordpiece_text_tokenizer import TextTokenizer, WordPieceTextTokenizer
 from xmodal_keras.export.atomic_directory import write_version
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
 from xmodal_keras.export.warmup_requests import write_prediction_logs
@@ -111,17 +112,16 @@ def image_size(model: keras.Model, key: str = "images") -> tuple[int, int]:
     return int(height), int(width)
 
 
-def check_tokenizer(tokenizer: CaptionTokenizer | None, ids_length: int) -> CaptionTokenizer:
+def check_tokenizer(tokenizer: TextTokenizer | None, ids_length: int) -> TextTokenizer:
     """`tokenizer` when it makes token ids of the model's length `ids_length`."""
-    if not isinstance(tokenizer, CaptionTokenizer):
+    if not isinstance(tokenizer, CaptionTokenizer | WordPieceTextTokenizer):
         raise ValueError(
-            "A model with a text input needs its `CaptionTokenizer`. "
-            f"Received: tokenizer={tokenizer!r}"
+            "A model with a text input needs its `CaptionTokenizer` or "
+            f"`WordPieceTextTokenizer`. Received: tokenizer={tokenizer!r}"
         )
-    if tokenizer.sequence_length + 1 != ids_length:
+    if tokenizer.ids_length != ids_length:
         raise ValueError(
-            f"The tokenizer makes {tokenizer.sequence_length + 1} ids a text but the model "
-            f"reads {ids_length}; use `CaptionTokenizer(sequence_length={ids_length - 1})`. "
-            f"Received: tokenizer.sequence_length={tokenizer.sequence_length}"
+            f"The tokenizer makes {tokenizer.ids_length} ids a text but the model reads "
+            f"{ids_length}. Received: tokenizer.sequence_length={tokenizer.sequence_length}"
         )
     return tokenizer

@@ -59,11 +59,13 @@ def build_text_tower(
     num_heads: int = 2,
     intermediate_dim: int | None = None,
     dropout: float = 0.0,
+    trainable_layers: int | None = None,
     name: str = TEXT_TOWER_NAME,
 ) -> keras.Model:
     """int32 token ids `[B, S]` -> L2-normalised embeddings `[B, projection_dim]`.
 
-    `build_text_encoder` (nested model `"text_encoder"`, masked-mean pooled) ->
+    `build_text_encoder` (nested model `"text_encoder"`, masked-mean pooled; `text_encoder`
+    may be `keras_hub:PRESET_OR_DIR`, `trainable_layers` its last layers that train) ->
     `ProjectionHead` (`"text_projection"`) -> `UnitNormalization`.
     """
     encoder = build_text_encoder(
@@ -76,6 +78,7 @@ def build_text_tower(
         num_heads=num_heads,
         intermediate_dim=intermediate_dim,
         dropout=dropout,
+        trainable_layers=trainable_layers,
         name="text_encoder",
     )
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
@@ -100,6 +103,7 @@ def build_dual_encoder(
     num_layers: int = 1,
     num_heads: int = 2,
     intermediate_dim: int | None = None,
+    text_trainable_layers: int | None = None,
     projection_dim: int = 64,
     dropout: float = 0.0,
     initial_temperature: float = 0.07,
@@ -126,9 +130,13 @@ def build_dual_encoder(
         trainable_blocks: the image encoder's last blocks that train (see
             `build_image_encoder`). Defaults to `None`.
         encoder_kwargs: extra `build_image_encoder` arguments (e.g. `hidden_dim`).
-        text_encoder: `"bigru"` or `"transformer"`. Defaults to `"bigru"`.
+        text_encoder: `"bigru"`, `"transformer"` or `"keras_hub:PRESET_OR_DIR"` (a
+            pretrained BERT-family backbone). Defaults to `"bigru"`.
         embedding_dim, hidden_dim, num_layers, num_heads, intermediate_dim: the text
-            encoder (see `build_text_encoder`). Default to 128, 128, 1, 2, None.
+            encoder (see `build_text_encoder`; not for presets). Default to 128, 128, 1, 2,
+            None.
+        text_trainable_layers: a preset's last Transformer layers that train (None: all;
+            0: frozen). Defaults to None.
         projection_dim: size of the shared space. Defaults to 64.
         dropout: dropout in the text encoder and both projection heads. Defaults to 0.
         initial_temperature, trainable_temperature: see `ContrastiveLogits`.
@@ -171,6 +179,7 @@ def build_dual_encoder(
         num_heads=num_heads,
         intermediate_dim=intermediate_dim,
         dropout=dropout,
+        trainable_layers=text_trainable_layers,
     )
     inputs = {
         "images": keras.Input(shape=tuple(image_shape), dtype="uint8", name="images"),

@@ -4,6 +4,7 @@
 RUN/
   config.json      run settings (the training dataclass as JSON)
   vocab.txt        the tokenizer's vocabulary, one token a line
+  text_tokenizer.json  a WordPiece tokenizer's settings (runs with a KerasHub text tower)
   model.keras      the trained model (written at the end of training)
   checkpoints/     best.weights.h5 (lowest monitored loss), last.weights.h5
   backup/          keras.callbacks.BackupAndRestore state: a killed run resumes from here
@@ -43,6 +44,7 @@ from xmodal_keras.runs.history_logger import HistoryLogger
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocab.txt"
+TEXT_TOKENIZER_FILE = "text_tokenizer.json"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 
@@ -71,6 +73,10 @@ class RunDirectory:
     @property
     def vocabulary_path(self) -> pathlib.Path:
         return self.path / VOCABULARY_FILE
+
+    @property
+    def text_tokenizer_path(self) -> pathlib.Path:
+        return self.path / TEXT_TOKENIZER_FILE
 
     @property
     def model_path(self) -> pathlib.Path:
@@ -192,6 +198,11 @@ class RunDirectory:
     def save_vocabulary(self, tokenizer) -> None:
         """Write the tokenizer's vocabulary as `vocab.txt`, atomically."""
         atomic_write(self.vocabulary_path, tokenizer.save_vocabulary, suffix=".txt")
+
+    def save_tokenizer_settings(self, tokenizer) -> None:
+        """Write the tokenizer's settings (`tokenizer.save_settings`) as
+        `text_tokenizer.json`, atomically."""
+        atomic_write(self.text_tokenizer_path, tokenizer.save_settings, suffix=".json")
 
     def save_model(self, model: keras.Model) -> None:
         """Save `model` as `model.keras`, atomically."""

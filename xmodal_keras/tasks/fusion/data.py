@@ -14,6 +14,7 @@ from xmodal_keras.data.pair_side_inputs import check_side_inputs, load_wav, pair
 from xmodal_keras.data.readers import read_pairs
 from xmodal_keras.data.shapes import load_shapes
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer, normalize_caption
+from xmodal_keras.data.wordpiece_text_tokenizer import WordPieceTextTokenizer
 from xmodal_keras.encoders.tabular_encoder import tabular_features
 from xmodal_keras.models.fusion_classifier import (
     MODALITY_INPUTS,
@@ -21,8 +22,11 @@ from xmodal_keras.models.fusion_classifier import (
 from xmodal_keras.tasks.fusion.settings import DEFAULT_MODALITIES, FusionTrainConfig
 
 
-def vocabulary_coverage(tokenizer: CaptionTokenizer, texts: Sequence[str]) -> float:
-    """The share of the words of `texts` (after `normalize_caption`) in the vocabulary.
+def vocabulary_coverage(
+    tokenizer: CaptionTokenizer | WordPieceTextTokenizer, texts: Sequence[str]
+) -> float:
+    """The share of the words of `texts` (after `normalize_caption`) in the vocabulary; for
+    a WordPiece tokenizer, the share of its pieces that are not `[UNK]`.
 
     Example:
 
@@ -30,6 +34,8 @@ def vocabulary_coverage(tokenizer: CaptionTokenizer, texts: Sequence[str]) -> fl
     >>> vocabulary_coverage(tokenizer, ["a blue circle", "a red circle"])
     0.8333333333333334
     """
+    if isinstance(tokenizer, WordPieceTextTokenizer):
+        return tokenizer.piece_coverage([str(text) for text in texts])
     known = set(tokenizer.get_vocabulary())
     words = [word for text in texts for word in normalize_caption(str(text)).split()]
     return sum(word in known for word in words) / len(words) if words else 1.0
@@ -93,7 +99,7 @@ def balanced_class_weight(labels: Sequence[int] | np.ndarray, num_classes: int) 
 
 def make_fusion_dataset(
     frame: pd.DataFrame,
-    tokenizer: CaptionTokenizer,
+    tokenizer: CaptionTokenizer | WordPieceTextTokenizer,
     *,
     modalities: Sequence[str] = DEFAULT_MODALITIES,
     image_size: tuple[int, int] = (64, 64),

@@ -14,7 +14,6 @@ import pandas as pd
 
 from xmodal_keras.atomic_files import atomic_write_text
 from xmodal_keras.data.image_files import preflight_images
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.evaluation.classification import (
     classification_metrics,
     plot_confusion_matrix,
@@ -22,6 +21,7 @@ from xmodal_keras.evaluation.classification import (
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory
 from xmodal_keras.tasks.fusion.data import labelled, make_fusion_dataset, read_pair_data
 from xmodal_keras.tasks.fusion.settings import EVALUATION_SPLITS, SPLITS, FusionTrainConfig
+from xmodal_keras.tasks.retrieval.run_tokenizer import TextTokenizer, load_run_tokenizer
 
 COMPARISON_FILE = "comparison.json"
 
@@ -54,11 +54,7 @@ def load_fusion_run(run_dir: str | os.PathLike | RunDirectory):
             "run the same `xmodal train fusion` command again to resume)"
         )
     model = keras.saving.load_model(run.model_path, safe_mode=True)
-    # The text encoder reads `sequence_length` ids, one more than the tokenizer's length.
-    tokenizer = CaptionTokenizer.from_vocabulary_file(
-        run.vocabulary_path, config.sequence_length - 1
-    )
-    return model, tokenizer, config
+    return model, load_run_tokenizer(run, config), config
 
 
 def evaluate_fusion(
@@ -66,7 +62,7 @@ def evaluate_fusion(
     *,
     splits: Sequence[str] = EVALUATION_SPLITS,
     model: keras.Model | None = None,
-    tokenizer: CaptionTokenizer | None = None,
+    tokenizer: TextTokenizer | None = None,
     config: FusionTrainConfig | None = None,
     frame: pd.DataFrame | None = None,
     data: str | None = None,

@@ -9,7 +9,8 @@ from typing import Any
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
-from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
+from xmodal_keras.encoders.keras_hub_text_encoder import absolute_preset
+from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_kind
 from xmodal_keras.models.fusion_classifier import CLASSIFIER_FUSIONS, MODALITIES
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory, run_kind
 from xmodal_keras.runs.run_settings import RunSettings
@@ -99,8 +100,11 @@ class FusionTrainConfig(RunSettings):
         sequence_length: length of the text encoder's `token_ids` (`<start>`, the words,
             `<end>`, padding); None: 17 for shapes, 41 otherwise.
         min_count, max_vocabulary_size: vocabulary of the train split.
-        text_encoder (`"bigru"` / `"transformer"`), embedding_dim, hidden_dim, num_layers,
-            num_heads: the text encoder (`build_text_encoder`).
+        text_encoder (`"bigru"` / `"transformer"` / `"keras_hub:PRESET_OR_DIR"`: a
+            BERT-family preset with its own WordPiece tokenizer), embedding_dim, hidden_dim,
+            num_layers, num_heads: the text encoder (`build_text_encoder`).
+            text_trainable_layers: a preset's last Transformer layers that train (None:
+            all; 0: frozen).
         projection_dim: shared space size. head_hidden_dim: the head's hidden layer (None:
             `projection_dim`). dropout: projection heads and head.
         epochs, batch_size (global), learning_rate: AdamW (`make_adamw_optimizer`: weight
@@ -187,8 +191,10 @@ class FusionTrainConfig(RunSettings):
     )
     min_count: int = setting(1, "keep words seen at least this often in train texts")
     max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
-    text_encoder: str = setting(
-        "bigru", "text encoder: bigru or transformer", choices=TEXT_ENCODER_KINDS
+    text_encoder: str = setting("bigru", "text encoder: " + TEXT_ENCODER_HELP)
+    text_trainable_layers: int | None = setting(
+        None,
+        "keras_hub: text encoder: its last Transformer layers that train (default: all; 0: frozen)",
     )
     embedding_dim: int = setting(64, "token embedding size")
     hidden_dim: int = setting(64, "text encoder width")
@@ -268,10 +274,17 @@ class FusionTrainConfig(RunSettings):
             raise ValueError(
                 f"`fusion` must be one of {CLASSIFIER_FUSIONS}. Received: fusion={self.fusion!r}"
             )
-        if self.text_encoder not in TEXT_ENCODER_KINDS:
+        check_text_encoder_kind(self.text_encoder)
+        if self.text_trainable_layers is not None and (
+            not self.text_encoder.startswith("keras_hub:")
+            or isinstance(self.text_trainable_layers, bool)
+            or not isinstance(self.text_trainable_layers, int)
+            or self.text_trainable_layers < 0
+        ):
             raise ValueError(
-                f"`text_encoder` must be one of {TEXT_ENCODER_KINDS}. "
-                f"Received: text_encoder={self.text_encoder!r}"
+                "`text_trainable_layers` must be None or an int >= 0, with a `keras_hub:` "
+                f"text encoder. Received: text_trainable_layers={self.text_trainable_layers!r}, "
+                f"text_encoder={self.text_encoder!r}"
             )
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(
@@ -372,6 +385,7 @@ class FusionTrainConfig(RunSettings):
         """
         data = self.data if self.is_shapes else os.path.abspath(self.data)
         precision = resolve_precision(self.precision)
+        text_encoder = absolute_preset(self.text_encoder)
         if self.init_from is not None:
             init_from = os.path.abspath(self.init_from)
             kind, source = read_init_from_settings(init_from)
@@ -384,11 +398,19 @@ class FusionTrainConfig(RunSettings):
             else:
                 taken = {name: source[name] for name in INIT_FROM_FIELDS}
             return dataclasses.replace(
-                self, data=data, init_from=init_from, precision=precision, **taken
+                self,
+                data=data,
+                init_from=init_from,
+                precision=precision,
+                **{"text_encoder": text_encoder, **taken},
             )
         sequence_length = self.sequence_length or (17 if self.is_shapes else 41)
         return dataclasses.replace(
-            self, sequence_length=sequence_length, data=data, precision=precision
+            self,
+            sequence_length=sequence_length,
+            data=data,
+            precision=precision,
+            text_encoder=text_encoder,
         )
 
 

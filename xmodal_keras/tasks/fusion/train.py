@@ -53,7 +53,6 @@ import tensorflow as tf
 from xmodal_keras.atomic_files import atomic_write_text
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.sharding import shard_by
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.models.captioner_transfer import build_fusion_classifier_from_captioner
 from xmodal_keras.models.dual_encoder_transfer import build_fusion_classifier_from_dual_encoder
@@ -85,7 +84,11 @@ from xmodal_keras.tasks.fusion.settings import (
     read_init_from_settings,
 )
 from xmodal_keras.tasks.retrieval.retrieve import load_dual_encoder_run
-from xmodal_keras.tasks.retrieval.train import run_tokenizer
+from xmodal_keras.tasks.retrieval.run_tokenizer import (
+    TextTokenizer,
+    run_tokenizer,
+    save_run_tokenizer,
+)
 from xmodal_keras.training.distribute import get_strategy, strategy_name
 from xmodal_keras.training.fit_driver import fit_run, is_chief
 from xmodal_keras.training.precision import dtype_policy
@@ -186,6 +189,7 @@ def _build_fusion_model(
             "num_layers": config.num_layers,
             "num_heads": config.num_heads,
             "dropout": config.dropout,
+            "trainable_layers": config.text_trainable_layers,
         }
     if "audio" in config.modalities:
         modalities["audio"] = {
@@ -358,7 +362,7 @@ def _train_one(
     coverage = vocabulary_coverage(tokenizer, train.text)
     if chief:
         run.create()
-        run.save_vocabulary(tokenizer)
+        save_run_tokenizer(run, tokenizer)
         run.write_config(config.to_config())
 
     image_size = (config.image_size, config.image_size)
@@ -447,7 +451,7 @@ def _train_one(
     return run
 
 
-def load_init_from_run(run_dir: str | os.PathLike) -> tuple[keras.Model, CaptionTokenizer]:
+def load_init_from_run(run_dir: str | os.PathLike) -> tuple[keras.Model, TextTokenizer]:
     """`(model, tokenizer)` of a run `init_from` accepts (`read_init_from_settings`)."""
     kind, _ = read_init_from_settings(run_dir)
     loaded = load_captioner(run_dir) if kind == "captioner" else load_dual_encoder_run(run_dir)

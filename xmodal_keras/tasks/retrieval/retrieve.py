@@ -14,11 +14,11 @@ import pandas as pd
 from xmodal_keras.atomic_files import atomic_write_text
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.image_preprocessing import load_image
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.evaluation.retrieval_index import RetrievalIndex, build_retrieval_index
 from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory
 from xmodal_keras.tasks.captioning.data import data_name, read_caption_data
+from xmodal_keras.tasks.retrieval.run_tokenizer import TextTokenizer, load_run_tokenizer
 from xmodal_keras.tasks.retrieval.settings import INDEX_FILE, SPLITS, RetrievalTrainConfig
 
 
@@ -33,7 +33,7 @@ def evaluate_retrieval(
     *,
     splits: Sequence[str] = ("val", "test"),
     model: keras.Model | None = None,
-    tokenizer: CaptionTokenizer | None = None,
+    tokenizer: TextTokenizer | None = None,
     config: RetrievalTrainConfig | None = None,
     frame: pd.DataFrame | None = None,
     data: str | Sequence[str] | None = None,
@@ -88,8 +88,8 @@ def format_recall(split: str, metrics: dict) -> str:
 def load_dual_encoder_run(run_dir: str | os.PathLike | RunDirectory):
     """Load a trained retrieval run: `(model, tokenizer, config)`.
 
-    `model` from `model.keras` (safe mode), `tokenizer` from `vocab.txt` with the text
-    tower's input length, `config` the `RetrievalTrainConfig` of `config.json`.
+    `model` from `model.keras` (safe mode), `tokenizer` from `vocab.txt` (`load_run_tokenizer`),
+    `config` the `RetrievalTrainConfig` of `config.json`.
     """
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
     config = RetrievalTrainConfig.from_dict(run.read_config())
@@ -99,9 +99,7 @@ def load_dual_encoder_run(run_dir: str | os.PathLike | RunDirectory):
             "run the same `xmodal train retrieval` command again to resume)"
         )
     model = keras.saving.load_model(run.model_path, safe_mode=True)
-    ids_length = model.get_layer(TEXT_TOWER_NAME).input.shape[1]
-    tokenizer = CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, ids_length - 1)
-    return model, tokenizer, config
+    return model, load_run_tokenizer(run, config), config
 
 
 def retrieve(

@@ -5,7 +5,8 @@ import os
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
-from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS
+from xmodal_keras.encoders.keras_hub_text_encoder import absolute_preset
+from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_kind
 from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.runs.settings_flags import setting
 from xmodal_keras.tasks.captioning.settings import SHAPES
@@ -42,8 +43,11 @@ class RetrievalTrainConfig(RunSettings):
         sequence_length: length of the text tower's `token_ids` (`<start>`, the words,
             `<end>`, padding); None: 23 for shapes, 21 otherwise.
         min_count, max_vocabulary_size: vocabulary of the train split.
-        text_encoder (`"bigru"` / `"transformer"`), embedding_dim, hidden_dim, num_layers,
-            num_heads, intermediate_dim: the text tower's encoder (`build_text_encoder`).
+        text_encoder (`"bigru"` / `"transformer"` / `"keras_hub:PRESET_OR_DIR"`: a
+            BERT-family preset with its own WordPiece tokenizer), embedding_dim, hidden_dim,
+            num_layers, num_heads, intermediate_dim: the text tower's encoder
+            (`build_text_encoder`). text_trainable_layers: a preset's last Transformer
+            layers that train (None: all; 0: frozen).
         projection_dim: shared space size. dropout: text encoder + projection heads.
         initial_temperature: starting (learned) temperature of the logits.
         epochs, batch_size (global; the contrastive negatives are the batch),
@@ -90,8 +94,10 @@ class RetrievalTrainConfig(RunSettings):
     )
     min_count: int = setting(1, "keep words seen at least this often in train captions")
     max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
-    text_encoder: str = setting(
-        "bigru", "text tower: bigru or transformer", choices=TEXT_ENCODER_KINDS
+    text_encoder: str = setting("bigru", "text tower: " + TEXT_ENCODER_HELP)
+    text_trainable_layers: int | None = setting(
+        None,
+        "keras_hub: text tower: its last Transformer layers that train (default: all; 0: frozen)",
     )
     embedding_dim: int = setting(128, "text tower token embedding size")
     hidden_dim: int = setting(128, "text tower width")
@@ -129,10 +135,17 @@ class RetrievalTrainConfig(RunSettings):
             object.__setattr__(self, "data", tuple(os.fspath(p) for p in self.data))
             if not self.data:
                 raise ValueError("`data` must name at least one dataset. Received: data=()")
-        if self.text_encoder not in TEXT_ENCODER_KINDS:
+        check_text_encoder_kind(self.text_encoder)
+        if self.text_trainable_layers is not None and (
+            not self.text_encoder.startswith("keras_hub:")
+            or isinstance(self.text_trainable_layers, bool)
+            or not isinstance(self.text_trainable_layers, int)
+            or self.text_trainable_layers < 0
+        ):
             raise ValueError(
-                f"`text_encoder` must be one of {TEXT_ENCODER_KINDS}. "
-                f"Received: text_encoder={self.text_encoder!r}"
+                "`text_trainable_layers` must be None or an int >= 0, with a `keras_hub:` "
+                f"text encoder. Received: text_trainable_layers={self.text_trainable_layers!r}, "
+                f"text_encoder={self.text_encoder!r}"
             )
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(
@@ -179,4 +192,5 @@ class RetrievalTrainConfig(RunSettings):
             sequence_length=sequence_length,
             data=data,
             precision=resolve_precision(self.precision),
+            text_encoder=absolute_preset(self.text_encoder),
         )

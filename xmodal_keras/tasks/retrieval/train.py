@@ -33,7 +33,6 @@ import keras
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
 from xmodal_keras.data.sharding import shard_by
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.evaluation.retrieval_index import build_retrieval_index
 from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME, build_dual_encoder
@@ -41,6 +40,7 @@ from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.data import data_name, read_caption_data
 from xmodal_keras.tasks.captioning.train import format_summary
 from xmodal_keras.tasks.retrieval.retrieve import evaluate_retrieval, format_recall
+from xmodal_keras.tasks.retrieval.run_tokenizer import run_tokenizer, save_run_tokenizer
 from xmodal_keras.tasks.retrieval.settings import INDEX_FILE, RetrievalTrainConfig
 from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
 from xmodal_keras.training.distribute import get_strategy, strategy_name
@@ -79,28 +79,10 @@ def _build_dual_encoder(config: RetrievalTrainConfig, vocabulary_size: int) -> k
         num_layers=config.num_layers,
         num_heads=config.num_heads,
         intermediate_dim=config.intermediate_dim,
+        text_trainable_layers=config.text_trainable_layers,
         projection_dim=config.projection_dim,
         dropout=config.dropout,
         initial_temperature=config.initial_temperature,
-    )
-
-
-def run_tokenizer(
-    run: RunDirectory, texts: Sequence[str], config: RetrievalTrainConfig
-) -> CaptionTokenizer:
-    """The tokenizer of a text tower that reads `config.sequence_length` ids (`<start>`, the
-    words, `<end>`: one more than the tokenizer's own `sequence_length`, the length of a
-    decoder's input): the run's `vocab.txt` when it is resumed, else built on `texts` with
-    the config's `min_count` and `max_vocabulary_size` (fusion settings have the same
-    three fields)."""
-    length = config.sequence_length - 1
-    if run.vocabulary_path.is_file() and run.has_config():
-        return CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, length)
-    return CaptionTokenizer.from_captions(
-        texts,
-        sequence_length=length,
-        min_count=config.min_count,
-        max_size=config.max_vocabulary_size,
     )
 
 
@@ -150,7 +132,7 @@ def train_retrieval(
     tokenizer = run_tokenizer(run, train.caption, config)
     if chief:
         run.create()
-        run.save_vocabulary(tokenizer)
+        save_run_tokenizer(run, tokenizer)
         run.write_config(config.to_config())
 
     image_size = (config.image_size, config.image_size)

@@ -1,0 +1,35 @@
+"""Tiny KerasHub presets with random weights, written with `save_to_preset` and loaded by the
+code under test through `from_preset(dir)`, the path a preset name takes (no download)."""
+
+import pathlib
+
+import keras_hub
+
+# The words of the shapes captions, some split into WordPiece pieces so that the tokenizer
+# has to join "##" pieces ("circ" + "##le", "tri" + "##angle", ...).
+SHAPES_PIECES = (
+    "a small large and square of star is yellow red blue cross diamond purple green orange "
+    "white there picture on right left the under over above below background with to noisy "
+    "its it striped checkered shaded circ ##le tri ##angle . , ! ##s ##ed"
+).split()
+BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+TINY_BERT = {
+    "num_layers": 2,
+    "num_heads": 2,
+    "hidden_dim": 16,
+    "intermediate_dim": 32,
+    "max_sequence_length": 32,
+}
+
+
+def tiny_bert_preset(folder: pathlib.Path, *, lowercase: bool = True) -> pathlib.Path:
+    """A 2-layer, 16-wide BERT (`BertBackbone` + `BertTokenizer`) saved as a preset folder."""
+    vocabulary = [*BERT_SPECIAL_TOKENS, *SHAPES_PIECES]
+    folder.mkdir(parents=True, exist_ok=True)
+    keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), **TINY_BERT).save_to_preset(
+        folder
+    )
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=lowercase).save_to_preset(
+        folder
+    )
+    return folder

@@ -37,6 +37,7 @@ EXAMPLES = {
     ),
     "AdditiveVisualAttention": lambda: _cls("AdditiveVisualAttention")(hidden_dim=4),
     "BackbonePreprocessing": lambda: _cls("BackbonePreprocessing")(mode="caffe"),
+    "ScaleOffset": lambda: _cls("ScaleOffset")(scale=[0.5, 0.25, 0.125], offset=-1.0),
     "MaskedCaptionLoss": lambda: _cls("MaskedCaptionLoss")(label_smoothing=0.1),
     "MaskedTokenAccuracy": lambda: _cls("MaskedTokenAccuracy")(),
     "GRUCaptionDecoder": lambda: _cls("GRUCaptionDecoder")(vocabulary_size=9, hidden_dim=4),

@@ -6,6 +6,11 @@ from xmodal_keras.encoders.cnn_image_encoder import (
     IMAGE_ENCODER_NAMES,
     build_image_encoder,
 )
+from xmodal_keras.encoders.keras_hub_image_encoder import (
+    KERAS_HUB_PREFIX,
+    build_keras_hub_image_encoder,
+    is_keras_hub_preset,
+)
 from xmodal_keras.encoders.tabular_encoder import build_tabular_encoder, tabular_features
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS, build_text_encoder
 
@@ -13,10 +18,13 @@ __all__ = [
     "AUDIO_INPUT_KINDS",
     "IMAGE_BACKBONES",
     "IMAGE_ENCODER_NAMES",
+    "KERAS_HUB_PREFIX",
     "TEXT_ENCODER_KINDS",
     "build_audio_encoder",
     "build_image_encoder",
+    "build_keras_hub_image_encoder",
     "build_tabular_encoder",
     "build_text_encoder",
+    "is_keras_hub_preset",
     "tabular_features",
 ]

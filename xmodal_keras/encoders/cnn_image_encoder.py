@@ -1,4 +1,4 @@
-"""Image encoders by name: a from-scratch CNN or a `keras.applications` backbone.
+"""Image encoders by name: a from-scratch CNN, a `keras.applications` or a KerasHub backbone.
 
 Every encoder takes RGB images in [0, 255] (uint8 or float) under the input
 `"images"` and returns `{"grid": [batch, regions, channels], "pooled":
@@ -15,6 +15,11 @@ import keras
 import keras_hub
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.encoders.keras_hub_image_encoder import (
+    KERAS_HUB_PREFIX,
+    build_keras_hub_image_encoder,
+    is_keras_hub_preset,
+)
 from xmodal_keras.encoders.residual_cnn import build_residual_cnn
 from xmodal_keras.layers.backbone_preprocessing import BackbonePreprocessing
 
@@ -129,14 +134,18 @@ def build_image_encoder(
             from-scratch default, see `build_residual_cnn`), `"small_cnn"` (plain
             conv + max-pool stages, no normalisation: tests and older runs),
             `"mobilenet_v3_small"`, `"mobilenet_v3_large"`, `"efficientnet_v2_b0"`,
-            `"resnet50"`, `"inception_v3"`. Defaults to `"small_cnn"`.
+            `"resnet50"`, `"inception_v3"`; or `"keras_hub:PRESET_OR_DIR"`: a KerasHub
+            image backbone from `keras_hub.models.Backbone.from_preset(PRESET_OR_DIR)`
+            with its image converter's scale / offset inside (see
+            `build_keras_hub_image_encoder`). Defaults to `"small_cnn"`.
         image_shape: `(height, width, 3)`. Defaults to `(64, 64, 3)`.
         weights: `"imagenet"` (applications only; downloads once), `None`
             (random), or a path to a `.weights.h5` file of the backbone.
-            Defaults to `None`.
+            `None` for a KerasHub preset (its weights come with it). Defaults to
+            `None`.
         trainable_blocks: how many of the last blocks stay trainable. Defaults
             to `None`: everything trainable when `weights` is `None`, everything
-            frozen otherwise.
+            frozen otherwise (and for a KerasHub preset).
         hidden_dim: channels of the last stage of a from-scratch encoder (earlier
             stages halve it). Defaults to 64 for `"small_cnn"`, 128 for
             `"residual_cnn"`.
@@ -158,11 +167,17 @@ def build_image_encoder(
     >>> tuple(encoder(np.zeros((2, 32, 32, 3), "uint8"))["grid"].shape)
     (2, 16, 16)
     """
-    if name not in IMAGE_ENCODER_NAMES:
+    if name not in IMAGE_ENCODER_NAMES and not is_keras_hub_preset(name):
         raise ValueError(
-            f"Unknown image encoder. Expected one of {IMAGE_ENCODER_NAMES}. Received: name={name!r}"
+            f"Unknown image encoder. Expected one of {IMAGE_ENCODER_NAMES} or "
+            f"'{KERAS_HUB_PREFIX}PRESET_OR_DIR'. Received: name={name!r}"
         )
     image_shape = _check_image_shape(image_shape, name)
+    if is_keras_hub_preset(name) and weights is not None:
+        raise ValueError(
+            f"A KerasHub preset brings its own weights; `weights` must be None with "
+            f"name={name!r}. Received: weights={weights!r}"
+        )
     _check_weights(weights, name)
     if trainable_blocks is not None and (
         not isinstance(trainable_blocks, int)
@@ -172,6 +187,17 @@ def build_image_encoder(
         raise ValueError(
             "`trainable_blocks` must be None or an int >= 0. "
             f"Received: trainable_blocks={trainable_blocks!r}"
+        )
+    if name not in FROM_SCRATCH_ENCODERS and (hidden_dim is not None or num_layers is not None):
+        raise ValueError(
+            f"`hidden_dim` and `num_layers` only apply to {FROM_SCRATCH_ENCODERS}. "
+            f"Received: name={name!r}, hidden_dim={hidden_dim!r}, num_layers={num_layers!r}"
+        )
+    if is_keras_hub_preset(name):
+        return build_keras_hub_image_encoder(
+            name[len(KERAS_HUB_PREFIX) :],
+            image_shape=image_shape,
+            trainable_blocks=trainable_blocks,
         )
 
     images = keras.Input(shape=image_shape, name="images")
@@ -187,11 +213,6 @@ def build_image_encoder(
         features = backbone(keras.layers.Rescaling(1.0 / 255, name="rescaling")(images))
         block_ids = [_from_scratch_block(layer.name) for layer in backbone.layers]
     else:
-        if hidden_dim is not None or num_layers is not None:
-            raise ValueError(
-                f"`hidden_dim` and `num_layers` only apply to {FROM_SCRATCH_ENCODERS}. "
-                f"Received: name={name!r}, hidden_dim={hidden_dim!r}, num_layers={num_layers!r}"
-            )
         spec = IMAGE_BACKBONES[name]
         backbone = spec.constructor(
             include_top=False,

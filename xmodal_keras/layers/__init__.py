@@ -12,6 +12,7 @@ from xmodal_keras.layers.log_mel_spectrogram import LogMelSpectrogram
 from xmodal_keras.layers.padding_mask import PaddingMask
 from xmodal_keras.layers.product_fusion import ProductFusion
 from xmodal_keras.layers.projection_head import ProjectionHead
+from xmodal_keras.layers.scale_offset import ScaleOffset
 from xmodal_keras.layers.weighted_sum_fusion import WeightedSumFusion
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "PaddingMask",
     "ProductFusion",
     "ProjectionHead",
+    "ScaleOffset",
     "WeightedSumFusion",
     "get_fusion_layer",
 ]

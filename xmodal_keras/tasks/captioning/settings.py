@@ -60,7 +60,8 @@ class CaptionerTrainConfig(RunSettings):
             `"transformer"`.
         encoder: image encoder name: `"residual_cnn"` (the from-scratch default, chosen on
             the val splits of shapes and digits: `benchmarks/caption_quality.py`),
-            `"small_cnn"` or a `keras.applications` backbone.
+            `"small_cnn"`, a `keras.applications` backbone, or `"keras_hub:PRESET_OR_DIR"`
+            (a KerasHub image backbone preset, weights included).
         weights: encoder weights: `None`, `"imagenet"` or a weights file.
         trainable_blocks: encoder blocks fine-tuned (None: all without weights, none with).
         encoder_hidden_dim: last-stage channels of a from-scratch encoder (None: 128 for
@@ -124,7 +125,8 @@ class CaptionerTrainConfig(RunSettings):
     encoder: str = setting(
         "residual_cnn",
         "residual_cnn (a small ResNet with batch norm), small_cnn, mobilenet_v3_small, "
-        "mobilenet_v3_large, efficientnet_v2_b0, resnet50 or inception_v3",
+        "mobilenet_v3_large, efficientnet_v2_b0, resnet50, inception_v3, or "
+        "keras_hub:PRESET_OR_DIR (a KerasHub image backbone preset)",
     )
     weights: str | None = setting(
         None, "encoder weights: imagenet or a weights file (default: none)"

@@ -171,7 +171,9 @@ class FusionTrainConfig(RunSettings):
         "--audio-column)",
     )
     encoder: str = setting(
-        "small_cnn", "image encoder: small_cnn, residual_cnn or a keras.applications name"
+        "small_cnn",
+        "image encoder: small_cnn, residual_cnn, a keras.applications name or "
+        "keras_hub:PRESET_OR_DIR (a KerasHub image backbone preset)",
     )
     weights: str | None = setting(
         None, "encoder weights: imagenet or a weights file (default: random init)"

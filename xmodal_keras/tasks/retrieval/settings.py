@@ -75,7 +75,9 @@ class RetrievalTrainConfig(RunSettings):
         "auto", "reader for --data paths: auto (detect), flickr8k, karpathy, coco, csv"
     )
     encoder: str = setting(
-        "small_cnn", "image backbone: small_cnn, residual_cnn or a keras.applications name"
+        "small_cnn",
+        "image backbone: small_cnn, residual_cnn, a keras.applications name or "
+        "keras_hub:PRESET_OR_DIR (a KerasHub image backbone preset)",
     )
     weights: str | None = setting(
         None, "backbone weights: imagenet or a weights file (default: random init)"

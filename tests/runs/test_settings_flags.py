@@ -113,3 +113,10 @@ def test_a_bad_list_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["train", "fusion", "--numeric-columns", "age,,x"])
     assert "expected comma-separated names" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("words", list(COMMANDS), ids=" ".join)
+def test_image_encoder_is_another_name_for_encoder(words):
+    argv = [*words, "--out", "unused"] if words[0] == "train" else list(words)
+    args = cli.build_parser().parse_args([*argv, "--data", "d", "--image-encoder", "resnet50"])
+    assert settings_from_flags(args, COMMANDS[words]).encoder == "resnet50"

@@ -6,11 +6,9 @@ from xmodal_keras.encoders.cnn_image_encoder import (
     IMAGE_ENCODER_NAMES,
     build_image_encoder,
 )
-from xmodal_keras.encoders.keras_hub_image_encoder import (
-    KERAS_HUB_PREFIX,
-    build_keras_hub_image_encoder,
-    is_keras_hub_preset,
-)
+from xmodal_keras.encoders.keras_hub_image_encoder import build_keras_hub_image_encoder
+from xmodal_keras.encoders.keras_hub_presets import KERAS_HUB_PREFIX, is_keras_hub_preset
+from xmodal_keras.encoders.keras_hub_text_encoder import build_keras_hub_text_encoder
 from xmodal_keras.encoders.tabular_encoder import build_tabular_encoder, tabular_features
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_KINDS, build_text_encoder
 
@@ -23,6 +21,7 @@ __all__ = [
     "build_audio_encoder",
     "build_image_encoder",
     "build_keras_hub_image_encoder",
+    "build_keras_hub_text_encoder",
     "build_tabular_encoder",
     "build_text_encoder",
     "is_keras_hub_preset",

@@ -15,11 +15,8 @@ import keras
 import keras_hub
 
 from xmodal_keras.argument_checks import check_positive_int
-from xmodal_keras.encoders.keras_hub_image_encoder import (
-    KERAS_HUB_PREFIX,
-    build_keras_hub_image_encoder,
-    is_keras_hub_preset,
-)
+from xmodal_keras.encoders.keras_hub_image_encoder import build_keras_hub_image_encoder
+from xmodal_keras.encoders.keras_hub_presets import KERAS_HUB_PREFIX, is_keras_hub_preset
 from xmodal_keras.encoders.residual_cnn import build_residual_cnn
 from xmodal_keras.layers.backbone_preprocessing import BackbonePreprocessing
 

@@ -21,10 +21,9 @@ import re
 import keras
 import keras_hub
 
+from xmodal_keras.encoders.keras_hub_presets import KERAS_HUB_PREFIX
 from xmodal_keras.layers.scale_offset import ScaleOffset
 
-KERAS_HUB_PREFIX = "keras_hub:"
-"""`build_image_encoder(KERAS_HUB_PREFIX + preset)` loads a KerasHub backbone preset."""
 DEFAULT_SCALE = 1.0 / 255
 """Scale of presets without an image converter: RGB in [0, 1], as the from-scratch CNNs."""
 
@@ -42,17 +41,6 @@ KNOWN_BLOCK_LAYOUTS: tuple[str, ...] = (
     "DINOV3Backbone",
 )
 """Backbone classes whose blocks `trainable_blocks` can count."""
-
-
-def is_keras_hub_preset(name) -> bool:
-    """Whether an image encoder `name` asks for a KerasHub preset (`"keras_hub:..."`).
-
-    Example:
-
-    >>> is_keras_hub_preset("keras_hub:resnet_18_imagenet"), is_keras_hub_preset("resnet50")
-    (True, False)
-    """
-    return isinstance(name, str) and name.startswith(KERAS_HUB_PREFIX)
 
 
 def build_keras_hub_image_encoder(

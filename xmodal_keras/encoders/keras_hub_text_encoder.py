@@ -25,39 +25,13 @@ Example (a tiny BERT saved as a local preset):
 (1, 8)
 """
 
-import os
-
 import keras
 import keras_hub
 from keras import ops
 
 from xmodal_keras.api_export import xmodal_export
+from xmodal_keras.encoders.keras_hub_presets import keras_hub_preset
 from xmodal_keras.layers.padding_mask import PaddingMask
-
-KERAS_HUB_PREFIX = "keras_hub:"
-
-
-def is_keras_hub_preset(name) -> bool:
-    """Whether an encoder name is `keras_hub:PRESET_OR_DIR`."""
-    return isinstance(name, str) and name.startswith(KERAS_HUB_PREFIX)
-
-
-def keras_hub_preset(name: str) -> str:
-    """The preset name or folder of `keras_hub:PRESET_OR_DIR`."""
-    if not is_keras_hub_preset(name) or not name[len(KERAS_HUB_PREFIX) :]:
-        raise ValueError(
-            f"Expected `{KERAS_HUB_PREFIX}PRESET_OR_DIR` (a KerasHub preset name or a folder "
-            f"written by `save_to_preset`). Received: {name!r}"
-        )
-    return name[len(KERAS_HUB_PREFIX) :]
-
-
-def absolute_preset(name: str) -> str:
-    """`name` with a relative local preset folder made absolute (other names as they are),
-    so a run resumed from another working directory finds it."""
-    if is_keras_hub_preset(name) and os.path.isdir(keras_hub_preset(name)):
-        return KERAS_HUB_PREFIX + os.path.abspath(keras_hub_preset(name))
-    return name
 
 
 def load_keras_hub_text_backbone(name: str) -> keras.Model:

@@ -19,11 +19,8 @@ import keras
 import keras_hub
 
 from xmodal_keras.argument_checks import check_positive_int
-from xmodal_keras.encoders.keras_hub_text_encoder import (
-    KERAS_HUB_PREFIX,
-    build_keras_hub_text_encoder,
-    is_keras_hub_preset,
-)
+from xmodal_keras.encoders.keras_hub_presets import KERAS_HUB_PREFIX, is_keras_hub_preset
+from xmodal_keras.encoders.keras_hub_text_encoder import build_keras_hub_text_encoder
 from xmodal_keras.layers.padding_mask import PaddingMask
 
 TEXT_ENCODER_KINDS: tuple[str, ...] = ("bigru", "transformer")

@@ -35,15 +35,27 @@ from typing import Any
 
 HELP = "help"
 CHOICES = "choices"
+ALIASES = "aliases"
 
 
-def setting(default: Any, help: str, *, choices: Sequence[str] | None = None) -> Any:
-    """A settings dataclass field whose `help` (and `choices`) become its command-line flag.
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[str] | None = None,
+    aliases: Sequence[str] = (),
+) -> Any:
+    """A settings dataclass field whose `help` (and `choices`) become its command-line flag;
+    `aliases` are other flag names for it (`("--image-encoder",)`).
 
     A default of None means "computed" (from the data, or another setting): `help` must
     say how, since no `(default: ...)` is shown for it.
     """
-    metadata = {HELP: help, CHOICES: tuple(choices) if choices is not None else None}
+    metadata = {
+        HELP: help,
+        CHOICES: tuple(choices) if choices is not None else None,
+        ALIASES: tuple(aliases),
+    }
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -120,6 +132,7 @@ def add_settings_flags(
             )
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
+            *field.metadata.get(ALIASES, ()),
             dest=field.name,
             default=None,
             required=field.name in required,

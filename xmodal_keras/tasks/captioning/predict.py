@@ -46,7 +46,10 @@ def load_captioner(run_dir: str | os.PathLike | RunDirectory):
             f"No trained model in {run.path}: {MODEL_FILE} is missing (training did not finish; "
             "run the same `xmodal train captioner` command again to resume)"
         )
-    model = with_current_input_names(keras.saving.load_model(run.model_path, safe_mode=True))
+    # No optimizer: loading is for inference, export and transfer. (A KerasHub image backbone
+    # rebuilds its layers trainable, so a partly frozen run's optimizer state would not fit.)
+    model = keras.saving.load_model(run.model_path, safe_mode=True, compile=False)
+    model = with_current_input_names(model)
     sequence_length = model.input["token_ids"].shape[1]
     tokenizer = CaptionTokenizer.from_vocabulary_file(run.vocabulary_path, sequence_length)
     return model, tokenizer, config

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.data.text_tokenizer import caption_sequence_length
+from xmodal_keras.encoders.keras_hub_presets import absolute_preset
 from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.runs.settings_flags import setting
 from xmodal_keras.training.distribute import STRATEGY_HELP, STRATEGY_NAMES
@@ -127,6 +128,7 @@ class CaptionerTrainConfig(RunSettings):
         "residual_cnn (a small ResNet with batch norm), small_cnn, mobilenet_v3_small, "
         "mobilenet_v3_large, efficientnet_v2_b0, resnet50, inception_v3, or "
         "keras_hub:PRESET_OR_DIR (a KerasHub image backbone preset)",
+        aliases=("--image-encoder",),
     )
     weights: str | None = setting(
         None, "encoder weights: imagenet or a weights file (default: none)"
@@ -234,7 +236,11 @@ class CaptionerTrainConfig(RunSettings):
         elif not isinstance(data, str):
             data = tuple(os.path.abspath(p) for p in data)
         return dataclasses.replace(
-            self, sequence_length=sequence_length, data=data, precision=precision
+            self,
+            sequence_length=sequence_length,
+            data=data,
+            precision=precision,
+            encoder=absolute_preset(self.encoder),
         )
 
 

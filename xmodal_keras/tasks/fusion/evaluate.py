@@ -53,7 +53,9 @@ def load_fusion_run(run_dir: str | os.PathLike | RunDirectory):
             f"No trained model in {run.path}: {MODEL_FILE} is missing (training did not finish; "
             "run the same `xmodal train fusion` command again to resume)"
         )
-    model = keras.saving.load_model(run.model_path, safe_mode=True)
+    # No optimizer: loading is for inference, export and transfer. (A KerasHub image backbone
+    # rebuilds its layers trainable, so a partly frozen run's optimizer state would not fit.)
+    model = keras.saving.load_model(run.model_path, safe_mode=True, compile=False)
     return model, load_run_tokenizer(run, config), config
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
-from xmodal_keras.encoders.keras_hub_text_encoder import absolute_preset
+from xmodal_keras.encoders.keras_hub_presets import absolute_preset
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_kind
 from xmodal_keras.models.fusion_classifier import CLASSIFIER_FUSIONS, MODALITIES
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory, run_kind
@@ -174,6 +174,7 @@ class FusionTrainConfig(RunSettings):
         "small_cnn",
         "image encoder: small_cnn, residual_cnn, a keras.applications name or "
         "keras_hub:PRESET_OR_DIR (a KerasHub image backbone preset)",
+        aliases=("--image-encoder",),
     )
     weights: str | None = setting(
         None, "encoder weights: imagenet or a weights file (default: random init)"
@@ -404,7 +405,7 @@ class FusionTrainConfig(RunSettings):
                 data=data,
                 init_from=init_from,
                 precision=precision,
-                **{"text_encoder": text_encoder, **taken},
+                **{"text_encoder": text_encoder, "encoder": absolute_preset(self.encoder), **taken},
             )
         sequence_length = self.sequence_length or (17 if self.is_shapes else 41)
         return dataclasses.replace(
@@ -413,6 +414,7 @@ class FusionTrainConfig(RunSettings):
             data=data,
             precision=precision,
             text_encoder=text_encoder,
+            encoder=absolute_preset(self.encoder),
         )
 
 

@@ -10,10 +10,8 @@ from collections.abc import Sequence
 
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.data.wordpiece_text_tokenizer import TextTokenizer, WordPieceTextTokenizer
-from xmodal_keras.encoders.keras_hub_text_encoder import (
-    is_keras_hub_preset,
-    load_keras_hub_tokenizer,
-)
+from xmodal_keras.encoders.keras_hub_presets import is_keras_hub_preset
+from xmodal_keras.encoders.keras_hub_text_encoder import load_keras_hub_tokenizer
 from xmodal_keras.runs.run_directory import RunDirectory
 
 

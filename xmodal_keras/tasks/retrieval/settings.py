@@ -5,7 +5,7 @@ import os
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
-from xmodal_keras.encoders.keras_hub_text_encoder import absolute_preset
+from xmodal_keras.encoders.keras_hub_presets import absolute_preset
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_kind
 from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.runs.settings_flags import setting
@@ -78,6 +78,7 @@ class RetrievalTrainConfig(RunSettings):
         "small_cnn",
         "image backbone: small_cnn, residual_cnn, a keras.applications name or "
         "keras_hub:PRESET_OR_DIR (a KerasHub image backbone preset)",
+        aliases=("--image-encoder",),
     )
     weights: str | None = setting(
         None, "backbone weights: imagenet or a weights file (default: random init)"
@@ -195,4 +196,5 @@ class RetrievalTrainConfig(RunSettings):
             data=data,
             precision=resolve_precision(self.precision),
             text_encoder=absolute_preset(self.text_encoder),
+            encoder=absolute_preset(self.encoder),
         )

@@ -1,7 +1,9 @@
-"""A KerasHub text tower (`--text-encoder keras_hub:DIR`, a tiny BERT preset) in retrieval and
-fusion: trained, saved with its WordPiece tokenizer, reloaded in safe mode, resumed with the
-same settings, and exported to SavedModels that take raw text with core ops only, run by
-`saved_model_cli`'s TF1 loader in a fresh process."""
+"""A KerasHub text tower (`--text-encoder keras_hub:DIR`, a tiny BERT preset): a retrieval run
+trained, saved with its WordPiece tokenizer, reloaded in safe mode and resumed with the same
+settings; a fusion classifier with the tower fine-tuning its last layer; both exported to
+SavedModels that take raw text with core ops only, run by `saved_model_cli`'s TF1 loader in
+a fresh process. (A fusion *run* with a preset, from the command line, is
+tests/test_cli_pretrained_towers.py, marked slow.)"""
 
 import json
 
@@ -13,11 +15,10 @@ from keras_hub_presets import tiny_bert_preset
 from task_runs import fusion_config, retrieval_config
 
 from xmodal_keras.data.wordpiece_text_tokenizer import WordPieceTextTokenizer
+from xmodal_keras.export.fusion_export import export_fusion_classifier
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
 from xmodal_keras.models.dual_encoder import TEXT_TOWER_NAME
-from xmodal_keras.tasks.fusion.evaluate import load_fusion_run
-from xmodal_keras.tasks.fusion.export import export_saved_model as export_fusion
-from xmodal_keras.tasks.fusion.train import train_fusion
+from xmodal_keras.tasks.fusion.train import build_fusion_model_from_config
 from xmodal_keras.tasks.retrieval.export import export_saved_model as export_retrieval
 from xmodal_keras.tasks.retrieval.retrieve import load_dual_encoder_run, retrieve
 from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
@@ -40,24 +41,22 @@ def retrieval_run(preset, tiny_shapes_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fusion_run(preset, tiny_shapes_dir, tmp_path_factory):
+def classifier(preset, tiny_shapes_dir, retrieval_run):
+    """A fusion classifier with the preset tower (untrained) and the run's tokenizer."""
     config = fusion_config(
-        tiny_shapes_dir,
-        text_encoder=preset,
-        text_trainable_layers=1,
-        sequence_length=LENGTH,
-        baselines=False,
+        tiny_shapes_dir, text_encoder=preset, text_trainable_layers=1, sequence_length=LENGTH
     )
-    out = tmp_path_factory.mktemp("hub_fusion") / "run"
-    return config, train_fusion(config, out, verbose=0)
+    _, tokenizer, _ = load_dual_encoder_run(retrieval_run[1])
+    return build_fusion_model_from_config(config, tokenizer.vocabulary_size, 2), tokenizer
 
 
 @pytest.fixture(scope="module")
-def exports(retrieval_run, fusion_run, tmp_path_factory):
+def exports(retrieval_run, classifier, tmp_path_factory):
     base = tmp_path_factory.mktemp("hub_exports")
+    model, tokenizer = classifier
     return {
         "retrieval": export_retrieval(retrieval_run[1], base_dir=base, name="clip", version=1),
-        "fusion": export_fusion(fusion_run[1], base_dir=base, name="fusion", version=1),
+        "fusion": export_fusion_classifier(model, tokenizer, base_dir=base, name="fusion"),
     }
 
 
@@ -81,10 +80,8 @@ def test_retrieval_run_resumes_with_the_same_settings(retrieval_run):
     assert config.resolved().for_run(run) == RetrievalTrainConfig.from_dict(run.read_config())
 
 
-def test_fusion_run_fine_tunes_the_last_layer_only(fusion_run):
-    _, run = fusion_run
-    model, tokenizer, config = load_fusion_run(run)
-    assert isinstance(tokenizer, WordPieceTextTokenizer) and config.text_trainable_layers == 1
+def test_fusion_classifier_fine_tunes_the_last_layer_only(classifier):
+    model, _ = classifier
     backbone = model.get_layer("text_encoder").get_layer("preset_backbone").backbone
     assert [bool(layer.trainable) for layer in backbone.transformer_layers] == [False, True]
 
@@ -97,7 +94,7 @@ def test_exports_hold_core_ops_only(exports):
 
 
 def test_raw_text_signatures_in_saved_model_cli_equal_the_keras_models(
-    exports, retrieval_run, fusion_run, tmp_path
+    exports, retrieval_run, classifier, tmp_path
 ):
     images = [
         tf.io.encode_png(np.full((32, 32, 3), value, np.uint8)).numpy() for value in (0, 90, 200)
@@ -113,7 +110,7 @@ def test_raw_text_signatures_in_saved_model_cli_equal_the_keras_models(
     expected = model.get_layer(TEXT_TOWER_NAME)(tokenizer(TEXTS), training=False)
     np.testing.assert_allclose(embedded["embedding"], expected, atol=1e-5)
 
-    classifier, tokenizer, _ = load_fusion_run(fusion_run[1])
+    model, tokenizer = classifier
     decoded = tf.stack([tf.io.decode_png(image) for image in images])
-    probabilities = classifier({"images": decoded, "token_ids": tokenizer(TEXTS)}, training=False)
+    probabilities = model({"images": decoded, "token_ids": tokenizer(TEXTS)}, training=False)
     np.testing.assert_allclose(classified["probabilities"], probabilities, atol=1e-5)

@@ -374,3 +374,13 @@ def test_tflite_caption_reports_bad_files_and_captions_the_rest(
     assert errors[0].startswith(f"{paths[1]}: cannot caption: image header says 20000 x 20000")
     assert errors[1].startswith(f"{paths[2]}: cannot caption: ")
     assert errors[2] == "2 of 3 image(s) could not be captioned"
+
+
+def test_cli_tflite_export_prints_the_size_breakdown(gru_run, tmp_path, capsys):
+    from xmodal_keras.cli import main
+
+    assert main(["export", str(gru_run.path), "--format", "tflite", "--out", str(tmp_path)]) == 0
+    size = (tmp_path / f"{gru_run.path.name}_tflite" / "model.tflite").stat().st_size
+    lines = capsys.readouterr().out.splitlines()
+    assert f"model.tflite: {size / 1e6:.3f} MB = weights " in "\n".join(lines)
+    assert any(" + scales 0.000 + structure " in line for line in lines)

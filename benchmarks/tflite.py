@@ -4,11 +4,13 @@ For each decoder (GRU, Transformer) of a trained run, exports `model.tflite` as 
 ("none"), "float16", "dynamic" (int8 weights) and "int8" (full-integer, calibrated on 64
 train images) and prints, in the same run on the same CPU and test images:
 
-- file size (MB);
+- file size (MB) and its share of the float32 file exported in the same run, then a
+  table of where the bytes go (`tflite_size.size_breakdown`: weights by dtype,
+  quantization scales, structure);
 - p50 per-caption latency (batch 1, greedy) on the LiteRT interpreter
   (`ai_edge_litert.interpreter.Interpreter`) with 1 and 2 threads: the in-model loop (the
-  `caption` signature), and, for "none" and "int8", the app-driven loop (`encode` +
-  `decode_step` called from Python per token; int8 files have only that);
+  `caption` signature, in every variant), and, for "none" and "int8", the app-driven loop
+  (`encode` + `decode_step` called from Python per token);
 - the Keras `CaptionGenerator.generate` on one image (in-graph greedy in a
   `tf.function`, TensorFlow's default threads on the same cores);
 - parity: the share of images whose tokens equal the Keras greedy tokens, and BLEU-4
@@ -26,7 +28,6 @@ Run:
 import argparse
 import contextlib
 import io
-import os
 import pathlib
 import statistics
 import tempfile
@@ -38,6 +39,7 @@ from xmodal_keras.decoding import CaptionGenerator
 from xmodal_keras.evaluation import compute_caption_metrics
 from xmodal_keras.export.tflite_captioner import TFLiteCaptioner
 from xmodal_keras.export.tflite_export import QUANTIZATIONS, load_image_files
+from xmodal_keras.export.tflite_size import size_breakdown
 from xmodal_keras.tasks.captioning.data import read_caption_data
 from xmodal_keras.tasks.captioning.export import export_tflite
 from xmodal_keras.tasks.captioning.predict import load_captioner
@@ -124,25 +126,32 @@ def benchmark_run(run: pathlib.Path, args: argparse.Namespace, out: pathlib.Path
         )
     ]
     bleu = {}
-    for quantize in args.quantize:
+    sizes = {}
+    # float32 first: every size is also printed as a share of it, from the same run.
+    for quantize in sorted(args.quantize, key=lambda q: q != "none"):
         path = export_tflite(run, out / config.decoder, name=quantize, quantize=quantize)
-        size = os.path.getsize(path / "model.tflite") / 2**20
-        modes = [True, False] if quantize == "none" else [True]
-        for use_caption in modes:
+        sizes[quantize] = size_breakdown(path / "model.tflite")
+        size = sizes[quantize]["file"] / 1e6
+        if "none" in sizes:
+            size_text = f"{size:.3f} ({100 * sizes[quantize]['file'] / sizes['none']['file']:.1f}%)"
+        else:
+            size_text = f"{size:.3f}"
+        loops = ["caption", "decode_step loop"] if quantize in ("none", "int8") else ["caption"]
+        for loop in loops:
             timings = []
             for threads in (1, 2):
-                captioner = TFLiteCaptioner(
-                    path, num_threads=threads, use_caption_signature=use_caption
+                captioner = TFLiteCaptioner(path, num_threads=threads)
+                caption = (
+                    captioner.caption_image if loop == "caption" else captioner.caption_with_steps
                 )
-                timings.append(p50_ms(captioner.caption_image, images))
-            result = captioner.caption_images(images)
-            tokens = np.stack(result["tokens"])
+                timings.append(p50_ms(caption, images))
+            tokens = np.stack([caption(image)[0] for image in images])
+            texts = [captioner.detokenize(row) for row in tokens]
             agreement = 100 * np.mean(np.all(tokens == keras_tokens, axis=1))
-            score = bleu4(ids, result["text"], references)
-            loop = "caption" if captioner.use_caption_signature else "decode_step loop"
+            score = bleu4(ids, texts, references)
             bleu.setdefault(quantize, score)
             rows.append(
-                (f"tflite {quantize} ({loop})", f"{size:.3f}", f"{timings[0]:.2f}",
+                (f"tflite {quantize} ({loop})", size_text, f"{timings[0]:.2f}",
                  f"{timings[1]:.2f}", f"{agreement:.1f}%", score)
             )  # fmt: skip
 
@@ -151,14 +160,30 @@ def benchmark_run(run: pathlib.Path, args: argparse.Namespace, out: pathlib.Path
         f"\n{config.decoder} decoder: {run} - {len(images)} test images, "
         f"{height}x{width}, max_length {generator.max_length}"
     )
-    header = ("variant", "size MB", "p50 ms 1 thr", "p50 ms 2 thr", "tokens == keras", "BLEU-4")
+    header = ("variant", "MB (% f32)", "p50 ms 1 thr", "p50 ms 2 thr", "tokens == keras", "BLEU-4")
     print(
-        f"{header[0]:<32}{header[1]:>9}{header[2]:>14}{header[3]:>14}{header[4]:>17}{header[5]:>8}"
+        f"{header[0]:<32}{header[1]:>16}{header[2]:>14}{header[3]:>14}{header[4]:>17}{header[5]:>8}"
     )
     for name, size, one, two, agreement, score in rows:
-        print(f"{name:<32}{size:>9}{one:>14}{two:>14}{agreement:>17}{score:>8.4f}")
+        print(f"{name:<32}{size:>16}{one:>14}{two:>14}{agreement:>17}{score:>8.4f}")
     if "int8" in bleu and "none" in bleu:
         print(f"BLEU-4 int8 - float32: {bleu['int8'] - bleu['none']:+.4f}")
+    print_size_table(sizes)
+
+
+def print_size_table(sizes: dict[str, dict]) -> None:
+    """Where each file's bytes go, in MB, and the file as a share of the float32 file."""
+    dtypes = sorted(
+        {d for s in sizes.values() for d, n in s["weights_by_dtype"].items() if n >= 1000}
+    )
+    columns = ["file", *[f"w {d}" for d in dtypes], "scales", "structure", "% of f32"]
+    print(f"\n{'size (MB)':<12}" + "".join(f"{c:>16}" for c in columns))
+    for quantize, s in sizes.items():
+        values = [s["file"], *[s["weights_by_dtype"].get(d, 0) for d in dtypes]]
+        values += [s["scales"], s["structure"]]
+        cells = [f"{v / 1e6:.3f}" for v in values]
+        cells.append(f"{100 * s['file'] / sizes['none']['file']:.1f}%" if "none" in sizes else "")
+        print(f"{quantize:<12}" + "".join(f"{c:>16}" for c in cells))
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Thin: each builds the settings or arguments and calls `xmodal_keras.tasks` (or `
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -17,7 +18,9 @@ from xmodal_keras.data.shapes import generate_shapes
 from xmodal_keras.data.tfrecords import write_caption_tfrecords
 from xmodal_keras.export.client import run_predict
 from xmodal_keras.export.serving_config import model_folders, server_flags, write_serving_config
+from xmodal_keras.export.tflite_base import METADATA_FILE
 from xmodal_keras.export.tflite_captioner import caption_tflite_files, is_tflite_export
+from xmodal_keras.export.tflite_size import format_size_breakdown
 from xmodal_keras.runs.run_directory import RunDirectory, run_kind
 from xmodal_keras.runs.settings_flags import settings_from_flags
 from xmodal_keras.tasks import captioning, fusion, retrieval
@@ -251,7 +254,11 @@ def export_captioner(args: argparse.Namespace) -> str:
         path = captioning.export_tflite(
             args.run_dir, args.out, name=args.name, quantize=args.quantize
         )
-        return f"{path} (model.tflite, vocab.txt, metadata.json; xmodal caption {path} IMAGE)"
+        metadata = json.loads((path / METADATA_FILE).read_text("utf-8"))
+        return (
+            f"{path} (model.tflite, vocab.txt, metadata.json; xmodal caption {path} IMAGE)\n"
+            f"model.tflite: {format_size_breakdown(metadata['size'])}"
+        )
     path = captioning.export_saved_model(
         args.run_dir,
         base_dir=args.out,

@@ -1,9 +1,10 @@
 """`TFLiteCaptioner`: caption images with an exported `NAME_tflite/` folder on the LiteRT
 interpreter (`ai_edge_litert`, the Python binding of the on-device runtime).
 
-It uses the `caption` signature (greedy loop inside the model) when the file has one, and
-otherwise drives `encode` + `decode_step` from Python: `caption_with_steps` is the
-reference of the loop an app writes (see `TFLITE.md`).
+It runs the `caption` signature (the greedy loop inside the model), which every variant
+(float32, float16, dynamic, int8) has; `caption_with_steps` drives `encode` +
+`decode_step` from Python instead, the reference of the loop an app writes (see
+`TFLITE.md`).
 """
 
 import json
@@ -21,6 +22,7 @@ from xmodal_keras.export.tflite_export import (
     DECODE_STEP_SIGNATURE,
     ENCODE_SIGNATURE,
     METADATA_FORMAT,
+    SIGNATURES,
 )
 
 
@@ -41,8 +43,6 @@ class TFLiteCaptioner:
     Args:
         path: the exported folder (`model.tflite`, `vocab.txt`, `metadata.json`).
         num_threads: interpreter threads. Defaults to None (LiteRT's default).
-        use_caption_signature: run the in-model loop (`caption`) when the file has it;
-            False always drives `encode` + `decode_step` from Python. Defaults to True.
 
     Example (with `path` from `export_tflite`):
 
@@ -55,7 +55,6 @@ class TFLiteCaptioner:
         path: str | os.PathLike,
         *,
         num_threads: int | None = None,
-        use_caption_signature: bool = True,
     ):
         from ai_edge_litert.interpreter import Interpreter
 
@@ -80,14 +79,13 @@ class TFLiteCaptioner:
         self.interpreter = Interpreter(
             model_path=str(self.path / self.metadata["model_file"]), num_threads=num_threads
         )
-        signatures = self.interpreter.get_signature_list()
-        self.has_caption_signature = CAPTION_SIGNATURE in signatures
-        self.use_caption_signature = use_caption_signature and self.has_caption_signature
-        self._caption = (
-            self.interpreter.get_signature_runner(CAPTION_SIGNATURE)
-            if self.has_caption_signature
-            else None
-        )
+        missing = sorted(set(SIGNATURES) - set(self.interpreter.get_signature_list()))
+        if missing:
+            raise ValueError(
+                f"{self.path} lacks the signature(s) {missing} (an int8 file written "
+                "before int8 had the `caption` loop): export the run again"
+            )
+        self._caption = self.interpreter.get_signature_runner(CAPTION_SIGNATURE)
         self._encode = self.interpreter.get_signature_runner(ENCODE_SIGNATURE)
         self._decode_step = self.interpreter.get_signature_runner(DECODE_STEP_SIGNATURE)
         self.image_shape = tuple(self.metadata["image"]["shape"][1:])
@@ -104,11 +102,9 @@ class TFLiteCaptioner:
             )
         return image.astype(np.uint8)[None]
 
-    def caption_with_caption_signature(self, image) -> tuple[np.ndarray, float]:
+    def caption_image(self, image) -> tuple[np.ndarray, float]:
         """`(tokens int32 [max_length], score)` of one uint8 `[H, W, 3]` image from the
-        in-model greedy loop."""
-        if self._caption is None:
-            raise ValueError(f"{self.path} has no `caption` signature (an int8 export)")
+        in-model greedy loop (the `caption` signature)."""
         out = self._caption(image=self._check_image(image))
         return np.array(out["tokens"][0]), float(out["score"][0])
 
@@ -136,12 +132,6 @@ class TFLiteCaptioner:
             state = {name: np.array(out[name]) for name in self.state_names}
             token = np.array([next_token], np.int32)
         return tokens, score
-
-    def caption_image(self, image) -> tuple[np.ndarray, float]:
-        """`(tokens, score)` of one uint8 `[H, W, 3]` image (caption signature or loop)."""
-        if self.use_caption_signature:
-            return self.caption_with_caption_signature(image)
-        return self.caption_with_steps(image)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         """Words up to the first `<end>`; `<pad>` and `<start>` dropped; unknown ids read

@@ -27,15 +27,19 @@ functions training and the Keras generator use, so they cannot drift.
 
 Quantization (`quantize=`): `"none"` (float32), `"float16"` (float16 weights),
 `"dynamic"` (int8 weights, float activations) and `"int8"` (full-integer: int8 weights and
-activations calibrated on training images, `TFLITE_BUILTINS_INT8` with a builtin float
-fallback, float32 state/logits at the interface). An int8 file has `encode` and
-`decode_step` only: calibrating the `WHILE` loop of `caption` crashes the TF 2.21 converter
-(segmentation fault), so apps (and `TFLiteCaptioner`) drive the loop themselves.
+activations calibrated on training images, float32 at every signature's inputs and
+outputs). Every variant has the same three signatures. TF 2.21's converter crashes
+calibrating the `WHILE` loop of `caption`, so `"int8"` converts to float32 and quantizes
+that file with `ai-edge-quantizer` (`tflite_int8.quantize_full_integer`), the loop's body
+taking the ranges of `decode_step`: the in-model loop gives the tokens an app's loop over
+`encode` + `decode_step` gives.
+
+`metadata.json` records the file's `size` (`tflite_size.size_breakdown`: weights, scales,
+structure).
 """
 
 import os
 import pathlib
-import warnings
 from collections.abc import Iterator, Sequence
 
 import keras
@@ -54,7 +58,9 @@ from xmodal_keras.export.tflite_base import (
     tflite_folder,
     write_tflite_folder,
 )
+from xmodal_keras.export.tflite_int8 import LOOP_BODY_SUFFIX, quantize_full_integer
 from xmodal_keras.export.tflite_ops import list_tflite_ops, non_builtin_ops
+from xmodal_keras.export.tflite_size import size_breakdown
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 METADATA_FORMAT = "xmodal_keras.tflite_captioner"
@@ -64,9 +70,12 @@ ENCODE_SIGNATURE = "encode"
 DECODE_STEP_SIGNATURE = "decode_step"
 STATE_PREFIX = "state_"
 
-# The converter calibrates int8 models with the deprecated `tf.lite.Interpreter`, which
-# warns on every construction; nothing a user can act on.
-_CALIBRATION_WARNING = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
+SIGNATURES = (CAPTION_SIGNATURE, ENCODE_SIGNATURE, DECODE_STEP_SIGNATURE)
+# Which signature's int8 ranges another one reuses (the same computation in both).
+_SHARED_RANGES = (
+    (ENCODE_SIGNATURE, CAPTION_SIGNATURE),
+    (DECODE_STEP_SIGNATURE, CAPTION_SIGNATURE + LOOP_BODY_SUFFIX),
+)
 
 
 def _paths(state, prefix=()) -> list[tuple]:
@@ -169,15 +178,26 @@ class CaptionerTFLiteModule(tf.Module):
         return [getattr(self, name).get_concrete_function() for name in signatures]
 
 
-def _representative_samples(
+def calibration_samples(
+    generator: CaptionGenerator, names: list[str], images: np.ndarray
+) -> dict[str, list[dict[str, np.ndarray]]]:
+    """int8 calibration inputs per signature: each image for `caption` and `encode`, and
+    the `decode_step` inputs along the Keras greedy path (real states, real tokens) up to
+    its end token."""
+    samples: dict[str, list[dict[str, np.ndarray]]] = {key: [] for key in SIGNATURES}
+    for key, inputs in _step_samples(generator, names, images):
+        samples[key].append(inputs)
+    return samples
+
+
+def _step_samples(
     generator: CaptionGenerator, names: list[str], images: np.ndarray
 ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-    """Calibration inputs: each image for `encode`, then the `decode_step` inputs along the
-    Keras greedy path (real states, real tokens) up to its end token."""
     tokenizer = generator.tokenizer
     step = tf.function(generator.step, reduce_retracing=True)
     for image in images:
         batch = tf.constant(image[None])
+        yield CAPTION_SIGNATURE, {"image": image[None]}
         yield ENCODE_SIGNATURE, {"image": image[None]}
         state = generator.initial_state(generator.encode(batch))
         token = tf.constant([tokenizer.start_id], tf.int32)
@@ -230,29 +250,22 @@ def convert_captioner(
     if quantize == "int8" and representative_images is None:
         raise ValueError("`quantize='int8'` needs `representative_images`. Received: None")
     module = CaptionerTFLiteModule(generator)
-    signatures = [ENCODE_SIGNATURE, DECODE_STEP_SIGNATURE]
-    if quantize != "int8":
-        signatures.insert(0, CAPTION_SIGNATURE)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        module.concrete_functions(signatures), module
+        module.concrete_functions(SIGNATURES), module
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize != "none":
+    if quantize in ("float16", "dynamic"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
+    flatbuffer = converter.convert()
+    if quantize == "int8":
         images = _check_images(representative_images, generator.image_shape)
-        converter.representative_dataset = lambda: _representative_samples(
-            generator, module.state_names, images
+        flatbuffer = quantize_full_integer(
+            flatbuffer,
+            calibration_samples(generator, module.state_names, images),
+            shared_ranges=_SHARED_RANGES,
         )
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS,
-        ]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_CALIBRATION_WARNING, category=UserWarning)
-        flatbuffer = converter.convert()
     extra = non_builtin_ops(flatbuffer)
     if extra:
         raise ValueError(f"The TFLite model needs ops outside LiteRT's builtins: {extra}")
@@ -298,6 +311,7 @@ def build_metadata(
         "state_names": list(module.state_names),
         "signatures": signature_details(flatbuffer),
         "ops": sorted(list_tflite_ops(flatbuffer)),
+        "size": size_breakdown(flatbuffer),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
 

@@ -19,14 +19,15 @@ _BUILTIN_NAMES = {
     for name, value in vars(schema.BuiltinOperator).items()
     if not name.startswith("_") and isinstance(value, int)
 }
-_TENSOR_TYPE_NAMES = {
+TENSOR_TYPE_NAMES = {
     value: name.lower()
     for name, value in vars(schema.TensorType).items()
     if not name.startswith("_") and isinstance(value, int)
 }
 
 
-def _read_model(model: bytes | str | os.PathLike) -> "schema.Model":
+def read_model(model: bytes | str | os.PathLike) -> "schema.Model":
+    """The root table of a `.tflite` flatbuffer (bytes or a path), its identifier checked."""
     if not isinstance(model, bytes | bytearray):
         with open(model, "rb") as file:
             model = file.read()
@@ -64,7 +65,7 @@ def list_tflite_ops(model: bytes | str | os.PathLike) -> dict[str, int]:
     >>> sorted(list_tflite_ops(conv.convert()))
     ['ADD', 'RELU']
     """
-    root = _read_model(model)
+    root = read_model(model)
     names = [_op_name(root.OperatorCodes(i)) for i in range(root.OperatorCodesLength())]
     counts: collections.Counter[str] = collections.Counter()
     for s in range(root.SubgraphsLength()):
@@ -83,10 +84,10 @@ def non_builtin_ops(model: bytes | str | os.PathLike) -> list[str]:
 def count_tensor_types(model: bytes | str | os.PathLike) -> dict[str, int]:
     """Tensor type name (`"float32"`, `"int8"`, `"float16"` ...) -> number of tensors, over
     every subgraph (how much of a model a quantization reached)."""
-    root = _read_model(model)
+    root = read_model(model)
     counts: collections.Counter[str] = collections.Counter()
     for s in range(root.SubgraphsLength()):
         subgraph = root.Subgraphs(s)
         for t in range(subgraph.TensorsLength()):
-            counts[_TENSOR_TYPE_NAMES.get(subgraph.Tensors(t).Type(), "unknown")] += 1
+            counts[TENSOR_TYPE_NAMES.get(subgraph.Tensors(t).Type(), "unknown")] += 1
     return dict(sorted(counts.items()))

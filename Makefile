@@ -15,9 +15,10 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/xmodal demo
 
+# Two workers, one test file each at a time (a file's module fixtures are built once).
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q -n 2 --dist loadfile
 
 test-all: $(STAMP)
 	$(BIN)/lint-imports --no-cache

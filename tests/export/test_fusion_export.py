@@ -255,6 +255,7 @@ def test_warmup_requests_and_export_info(exports, fresh_process):
         "serving_default": {"probabilities": [1, 3]},
         "embed_image": {"embedding": [1, 4]},
         "embed_text": {"embedding": [1, 4]},
+        "embed_token_ids": {"embedding": [1, 4]},
     }
     info = json.loads((exports["classifier"] / EXPORT_INFO_FILE).read_text())
     assert info["kind"] == "fusion_classifier"

@@ -114,3 +114,18 @@ def test_raw_text_signatures_in_saved_model_cli_equal_the_keras_models(
     decoded = tf.stack([tf.io.decode_png(image) for image in images])
     probabilities = model({"images": decoded, "token_ids": tokenizer(TEXTS)}, training=False)
     np.testing.assert_allclose(classified["probabilities"], probabilities, atol=1e-5)
+
+
+def test_token_ids_signature_equals_raw_text_and_refuses_bad_ids(exports, retrieval_run):
+    _, tokenizer, _ = load_dual_encoder_run(retrieval_run[1])
+    signatures = tf.saved_model.load(str(exports["retrieval"])).signatures
+    ids = tokenizer(TEXTS)
+    # A client's own padding may hold any id: the mask decides.
+    noisy = tf.where(ids == 0, tf.fill(tf.shape(ids), 7), ids)
+    mask = tf.cast(ids != 0, tf.int32)
+    from_ids = signatures["embed_token_ids"](token_ids=noisy, padding_mask=mask)["embedding"]
+    from_text = signatures["embed_text"](text=tf.constant(TEXTS))["embedding"]
+    np.testing.assert_allclose(from_ids, from_text, atol=1e-6)
+    too_big = tf.fill([1, LENGTH], tokenizer.vocabulary_size)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="token_ids must be <"):
+        signatures["embed_token_ids"](token_ids=too_big, padding_mask=tf.ones_like(too_big))

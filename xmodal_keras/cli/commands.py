@@ -282,7 +282,7 @@ def export_retrieval(args: argparse.Namespace) -> str:
         version=args.version,
         max_pixels=args.max_pixels,
     )
-    return f"{path} (signatures: embed_image, embed_text)"
+    return f"{path} (signatures: embed_image, embed_text, embed_token_ids)"
 
 
 def export_fusion(args: argparse.Namespace) -> str:

@@ -12,7 +12,12 @@ Signatures (batched; no `serving_default`: a request names the one it wants):
 - `embed_image`: `image_bytes` string `[batch]` (JPEG/PNG/GIF/BMP, header-checked) ->
   `embedding` float32 `[batch, D]` (the image tower's L2-normalised output);
 - `embed_text`: `text` string `[batch]` (raw text, tokenised in-graph) -> `embedding`
-  float32 `[batch, D]` (the text tower's output).
+  float32 `[batch, D]` (the text tower's output);
+- `embed_token_ids`: `token_ids` and `padding_mask` int32 `[batch, S]` (for clients that
+  tokenise themselves: the run's `vocab.txt` ids, mask 1 for a token, 0 for padding) ->
+  `embedding`, the same as `embed_text` gives for the text those ids spell. Ids outside
+  the vocabulary, or shapes other than `[batch, S]`, fail the request with
+  `InvalidArgument`.
 
 The dot product of the two embeddings is the model's similarity (before its temperature).
 """
@@ -46,7 +51,10 @@ from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME
 
 EMBED_IMAGE_SIGNATURE = "embed_image"
 EMBED_TEXT_SIGNATURE = "embed_text"
-SIGNATURES = (EMBED_IMAGE_SIGNATURE, EMBED_TEXT_SIGNATURE)
+EMBED_TOKEN_IDS_SIGNATURE = "embed_token_ids"
+SIGNATURES = (EMBED_IMAGE_SIGNATURE, EMBED_TEXT_SIGNATURE, EMBED_TOKEN_IDS_SIGNATURE)
+TOKEN_IDS_INPUT = "token_ids"
+PADDING_MASK_INPUT = "padding_mask"
 
 
 def _towers(model: keras.Model) -> tuple[keras.Model, keras.Model]:
@@ -90,6 +98,26 @@ def build_dual_encoder_archive(
         embedding = text_tower(token_ids, training=False)[:batch_size]
         return {"embedding": tf.cast(embedding, tf.float32)}
 
+    vocabulary_size = tokenizer.vocabulary_size
+
+    def embed_token_ids(token_ids, padding_mask):
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(token_ids),
+                tf.shape(padding_mask),
+                message="token_ids and padding_mask must have one shape",
+            ),
+            tf.debugging.assert_non_negative(token_ids, message="token_ids must be >= 0"),
+            tf.debugging.assert_less(
+                token_ids, vocabulary_size, message=f"token_ids must be < {vocabulary_size}"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            ids = tf.where(tf.not_equal(padding_mask, 0), token_ids, tf.zeros_like(token_ids))
+        ids, batch_size = nonempty_inputs(ids)
+        embedding = text_tower(ids, training=False)[:batch_size]
+        return {"embedding": tf.cast(embedding, tf.float32)}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(tokenizer)  # its vocabulary lookup table is a resource to save
@@ -102,6 +130,15 @@ def build_dual_encoder_archive(
         EMBED_TEXT_SIGNATURE,
         tf.function(embed_text),
         input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)],
+    )
+    length = text_tower.input.shape[1]
+    archive.add_endpoint(
+        EMBED_TOKEN_IDS_SIGNATURE,
+        tf.function(embed_token_ids),
+        input_signature=[
+            tf.TensorSpec([None, length], tf.int32, name=TOKEN_IDS_INPUT),
+            tf.TensorSpec([None, length], tf.int32, name=PADDING_MASK_INPUT),
+        ],
     )
     return archive
 
@@ -164,10 +201,19 @@ def export_dual_encoder(
         "max_pixels": max_pixels,
     }
     model_name = model_dir.name
+    warmup_ids = tokenizer([warmup_text]).numpy()
     warmup = [
         prediction_log(model_name, EMBED_IMAGE_SIGNATURE, {IMAGE_BYTES_INPUT: [warmup_image]}),
         prediction_log(
             model_name, EMBED_TEXT_SIGNATURE, {TEXT_INPUT: [warmup_text.encode("utf-8")]}
+        ),
+        prediction_log(
+            model_name,
+            EMBED_TOKEN_IDS_SIGNATURE,
+            {
+                TOKEN_IDS_INPUT: tf.make_tensor_proto(warmup_ids),
+                PADDING_MASK_INPUT: tf.make_tensor_proto((warmup_ids != 0).astype("int32")),
+            },
         ),
     ]
     return write_serving_version(archive, model_dir, version=version, warmup_logs=warmup, info=info)

@@ -33,3 +33,17 @@ def tiny_bert_preset(folder: pathlib.Path, *, lowercase: bool = True) -> pathlib
         folder
     )
     return folder
+
+
+def tiny_resnet_backbone() -> keras_hub.models.ResNetBackbone:
+    """A 2-stack ResNet (basic blocks, 64 then 16 filters: KerasHub wants 64 first) taking
+    any image size."""
+    return keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 16],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
+        image_shape=(None, None, 3),
+    )

@@ -5,10 +5,9 @@ command line, on local presets (tiny random-weight KerasHub backbones written by
 
 import json
 
-import keras_hub
 import pytest
 import tensorflow as tf
-from keras_hub_presets import tiny_bert_preset
+from keras_hub_presets import tiny_bert_preset, tiny_resnet_backbone
 
 from xmodal_keras.cli import main
 from xmodal_keras.export.graph_ops import non_core_ops, saved_model_ops
@@ -21,15 +20,7 @@ SMALL += ["--strategy=default", "--precision=float32", "--sequence-length=12"]
 def presets(tmp_path_factory):
     root = tmp_path_factory.mktemp("presets")
     resnet = root / "tiny_resnet"
-    keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64],
-        input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[64, 16],
-        stackwise_num_blocks=[1, 1],
-        stackwise_num_strides=[1, 2],
-        block_type="basic_block",
-        image_shape=(None, None, 3),
-    ).save_to_preset(resnet)
+    tiny_resnet_backbone().save_to_preset(resnet)
     return {"bert": tiny_bert_preset(root / "tiny_bert"), "resnet": resnet}
 
 

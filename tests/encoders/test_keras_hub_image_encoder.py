@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import run_model_saving_test
+from keras_hub_presets import tiny_resnet_backbone
 
 from xmodal_keras.data.shapes import render_scene, sample_scene
 from xmodal_keras.encoders import (
@@ -43,15 +44,7 @@ def _save(tmp_path_factory, name, backbone, converter=None) -> str:
 @pytest.fixture(scope="module")
 def presets(tmp_path_factory) -> dict[str, str]:
     """Preset directories: ResNet + converter, ViT + converter, DINOv2 (2 registers), none."""
-    resnet = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64],
-        input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[64, 16],
-        stackwise_num_blocks=[1, 1],
-        stackwise_num_strides=[1, 2],
-        block_type="basic_block",
-        image_shape=(None, None, 3),
-    )
+    resnet = tiny_resnet_backbone()
     vit = keras_hub.models.ViTBackbone(
         image_shape=SHAPE, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32
     )

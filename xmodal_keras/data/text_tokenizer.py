@@ -177,6 +177,23 @@ def _validate_vocabulary(vocabulary: Sequence[str]) -> list[str]:
     return vocabulary
 
 
+def text_batch(texts) -> tuple[tf.Tensor, bool]:
+    """`(texts as a [batch] string tensor, whether they were one scalar)` from a scalar,
+    `[batch]` or `[batch, 1]` string input (what the tokenizers accept)."""
+    texts = tf.convert_to_tensor(texts, dtype=tf.string)
+    scalar = texts.shape.rank == 0
+    if scalar:
+        texts = tf.reshape(texts, [1])
+    elif texts.shape.rank == 2 and texts.shape[-1] == 1:
+        texts = tf.squeeze(texts, axis=-1)
+    elif texts.shape.rank != 1:
+        raise ValueError(
+            "`texts` must be a scalar, [batch] or [batch, 1] string tensor. "
+            f"Received: texts.shape={texts.shape}"
+        )
+    return texts, scalar
+
+
 @xmodal_export
 class CaptionTokenizer(keras.layers.Layer):
     """Raw caption strings -> int32 ids `[batch, sequence_length + 1]`, in-graph, core ops.
@@ -251,17 +268,7 @@ class CaptionTokenizer(keras.layers.Layer):
         return list(self.vocabulary)
 
     def call(self, texts):
-        texts = tf.convert_to_tensor(texts, dtype=tf.string)
-        scalar = texts.shape.rank == 0
-        if scalar:
-            texts = tf.reshape(texts, [1])
-        elif texts.shape.rank == 2 and texts.shape[-1] == 1:
-            texts = tf.squeeze(texts, axis=-1)
-        elif texts.shape.rank != 1:
-            raise ValueError(
-                "`texts` must be a scalar, [batch] or [batch, 1] string tensor. "
-                f"Received: texts.shape={texts.shape}"
-            )
+        texts, scalar = text_batch(texts)
         words = tf.strings.split(normalize_captions_in_graph(texts))
         word_ids = tf.ragged.map_flat_values(
             lambda flat: tf.cast(self._lookup(flat), tf.int32), words

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from xmodal_keras.api_export import xmodal_export
 from xmodal_keras.data.core_wordpiece_tokenizer import CoreWordPieceTokenizer
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer, text_batch
 
 WORDPIECE_SETTINGS = (
     "lowercase",
@@ -159,17 +159,7 @@ class WordPieceTextTokenizer(keras.layers.Layer):
         return float(tf.reduce_mean(tf.cast(tf.not_equal(ids, self.unk_id), tf.float32)))
 
     def call(self, texts):
-        texts = tf.convert_to_tensor(texts, dtype=tf.string)
-        scalar = texts.shape.rank == 0
-        if scalar:
-            texts = tf.reshape(texts, [1])
-        elif texts.shape.rank == 2 and texts.shape[-1] == 1:
-            texts = tf.squeeze(texts, axis=-1)
-        elif texts.shape.rank != 1:
-            raise ValueError(
-                "`texts` must be a scalar, [batch] or [batch, 1] string tensor. "
-                f"Received: texts.shape={texts.shape}"
-            )
+        texts, scalar = text_batch(texts)
         pieces = self.wordpiece(texts)[:, : self.sequence_length - 2]
         rows = pieces.nrows(out_type=tf.int32)
         start = tf.fill(tf.stack([rows, 1]), tf.constant(self.start_id, tf.int32))

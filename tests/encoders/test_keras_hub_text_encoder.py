@@ -95,3 +95,18 @@ def test_unknown_preset_and_bad_kind(tmp_path):
         build_text_encoder(kind="keras_hub:", vocabulary_size=5, sequence_length=4)
     with pytest.raises(ValueError, match="trainable_layers.*keras_hub"):
         build_text_encoder(kind="bigru", vocabulary_size=5, sequence_length=4, trainable_layers=1)
+
+
+@pytest.mark.parametrize("settings_class", ["retrieval", "fusion"])
+def test_task_settings_check_the_text_tower(settings_class):
+    from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
+    from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
+
+    cls = {"retrieval": RetrievalTrainConfig, "fusion": FusionTrainConfig}[settings_class]
+    assert cls(text_encoder="keras_hub:bert_tiny_en_uncased", text_trainable_layers=0)
+    with pytest.raises(ValueError, match="text_trainable_layers.*keras_hub.*Received"):
+        cls(text_trainable_layers=1)  # bigru
+    with pytest.raises(ValueError, match="text_trainable_layers=-1"):
+        cls(text_encoder="keras_hub:x", text_trainable_layers=-1)
+    with pytest.raises(ValueError, match="keras_hub:PRESET_OR_DIR"):
+        cls(text_encoder="lstm")

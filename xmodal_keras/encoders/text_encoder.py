@@ -38,6 +38,23 @@ def check_text_encoder_kind(kind, argument: str = "text_encoder") -> None:
     )
 
 
+def check_text_encoder_settings(text_encoder, text_trainable_layers) -> None:
+    """Raise unless `text_encoder` is a kind `build_text_encoder` takes and
+    `text_trainable_layers` is None or, with a `keras_hub:` preset, an int >= 0."""
+    check_text_encoder_kind(text_encoder)
+    if text_trainable_layers is not None and (
+        not is_keras_hub_preset(text_encoder)
+        or isinstance(text_trainable_layers, bool)
+        or not isinstance(text_trainable_layers, int)
+        or text_trainable_layers < 0
+    ):
+        raise ValueError(
+            "`text_trainable_layers` must be None or an int >= 0, with a `keras_hub:` text "
+            f"encoder. Received: text_trainable_layers={text_trainable_layers!r}, "
+            f"text_encoder={text_encoder!r}"
+        )
+
+
 def build_text_encoder(
     *,
     vocabulary_size: int,

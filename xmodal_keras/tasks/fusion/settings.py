@@ -10,7 +10,7 @@ from typing import Any
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.encoders.keras_hub_presets import absolute_preset
-from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_kind
+from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_settings
 from xmodal_keras.models.fusion_classifier import CLASSIFIER_FUSIONS, MODALITIES
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory, run_kind
 from xmodal_keras.runs.run_settings import RunSettings
@@ -277,18 +277,7 @@ class FusionTrainConfig(RunSettings):
             raise ValueError(
                 f"`fusion` must be one of {CLASSIFIER_FUSIONS}. Received: fusion={self.fusion!r}"
             )
-        check_text_encoder_kind(self.text_encoder)
-        if self.text_trainable_layers is not None and (
-            not self.text_encoder.startswith("keras_hub:")
-            or isinstance(self.text_trainable_layers, bool)
-            or not isinstance(self.text_trainable_layers, int)
-            or self.text_trainable_layers < 0
-        ):
-            raise ValueError(
-                "`text_trainable_layers` must be None or an int >= 0, with a `keras_hub:` "
-                f"text encoder. Received: text_trainable_layers={self.text_trainable_layers!r}, "
-                f"text_encoder={self.text_encoder!r}"
-            )
+        check_text_encoder_settings(self.text_encoder, self.text_trainable_layers)
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"

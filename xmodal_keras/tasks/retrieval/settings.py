@@ -6,7 +6,7 @@ import os
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.encoders.keras_hub_presets import absolute_preset
-from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_kind
+from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_settings
 from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.runs.settings_flags import setting
 from xmodal_keras.tasks.captioning.settings import SHAPES
@@ -138,18 +138,7 @@ class RetrievalTrainConfig(RunSettings):
             object.__setattr__(self, "data", tuple(os.fspath(p) for p in self.data))
             if not self.data:
                 raise ValueError("`data` must name at least one dataset. Received: data=()")
-        check_text_encoder_kind(self.text_encoder)
-        if self.text_trainable_layers is not None and (
-            not self.text_encoder.startswith("keras_hub:")
-            or isinstance(self.text_trainable_layers, bool)
-            or not isinstance(self.text_trainable_layers, int)
-            or self.text_trainable_layers < 0
-        ):
-            raise ValueError(
-                "`text_trainable_layers` must be None or an int >= 0, with a `keras_hub:` "
-                f"text encoder. Received: text_trainable_layers={self.text_trainable_layers!r}, "
-                f"text_encoder={self.text_encoder!r}"
-            )
+        check_text_encoder_settings(self.text_encoder, self.text_trainable_layers)
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"

@@ -16,7 +16,7 @@ Named presets and their download size (KerasHub's preset pages; not fetched here
 
 Example (a tiny BERT saved as a local preset):
 
->>> import tempfile, keras_hub
+>>> import tempfile, keras_hub, numpy as np
 >>> preset = tempfile.mkdtemp()
 >>> keras_hub.models.BertBackbone(vocabulary_size=30, num_layers=1, num_heads=2,
 ...     hidden_dim=8, intermediate_dim=16, max_sequence_length=16).save_to_preset(preset)

@@ -13,8 +13,8 @@ from xmodal_keras.data.datasets import make_pair_dataset
 from xmodal_keras.data.pair_side_inputs import check_side_inputs, load_wav, pair_frame_lines
 from xmodal_keras.data.readers import read_pairs
 from xmodal_keras.data.shapes import load_shapes
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer, normalize_caption
-from xmodal_keras.data.wordpiece_text_tokenizer import WordPieceTextTokenizer
+from xmodal_keras.data.text_tokenizer import normalize_caption
+from xmodal_keras.data.wordpiece_text_tokenizer import TextTokenizer, WordPieceTextTokenizer
 from xmodal_keras.encoders.tabular_encoder import tabular_features
 from xmodal_keras.models.fusion_classifier import (
     MODALITY_INPUTS,
@@ -22,14 +22,13 @@ from xmodal_keras.models.fusion_classifier import (
 from xmodal_keras.tasks.fusion.settings import DEFAULT_MODALITIES, FusionTrainConfig
 
 
-def vocabulary_coverage(
-    tokenizer: CaptionTokenizer | WordPieceTextTokenizer, texts: Sequence[str]
-) -> float:
+def vocabulary_coverage(tokenizer: TextTokenizer, texts: Sequence[str]) -> float:
     """The share of the words of `texts` (after `normalize_caption`) in the vocabulary; for
     a WordPiece tokenizer, the share of its pieces that are not `[UNK]`.
 
     Example:
 
+    >>> from xmodal_keras.data import CaptionTokenizer
     >>> tokenizer = CaptionTokenizer.from_captions(["a red circle"], sequence_length=4)
     >>> vocabulary_coverage(tokenizer, ["a blue circle", "a red circle"])
     0.8333333333333334
@@ -99,7 +98,7 @@ def balanced_class_weight(labels: Sequence[int] | np.ndarray, num_classes: int) 
 
 def make_fusion_dataset(
     frame: pd.DataFrame,
-    tokenizer: CaptionTokenizer | WordPieceTextTokenizer,
+    tokenizer: TextTokenizer,
     *,
     modalities: Sequence[str] = DEFAULT_MODALITIES,
     image_size: tuple[int, int] = (64, 64),

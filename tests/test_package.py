@@ -35,6 +35,17 @@ EXAMPLES = {
         ),
         trainable_layers=1,
     ),
+    "PresetImageBackbone": lambda: _cls("PresetImageBackbone")(
+        keras_hub.models.ViTBackbone(
+            image_shape=(8, 8, 3),
+            patch_size=4,
+            num_layers=2,
+            num_heads=1,
+            hidden_dim=4,
+            mlp_dim=8,
+        ),
+        trainable_blocks=1,
+    ),
     "AdditiveVisualAttention": lambda: _cls("AdditiveVisualAttention")(hidden_dim=4),
     "BackbonePreprocessing": lambda: _cls("BackbonePreprocessing")(mode="caffe"),
     "ScaleOffset": lambda: _cls("ScaleOffset")(scale=[0.5, 0.25, 0.125], offset=-1.0),

@@ -95,7 +95,7 @@ def test_prefix():
 
 def test_conv_backbone_grid_pooled_and_converter_normalisation(presets, encoders):
     encoder = encoders["resnet"]
-    backbone = encoder.get_layer("backbone")
+    backbone = encoder.get_layer("backbone").backbone
     assert isinstance(backbone, keras_hub.models.ResNetBackbone)
     assert encoder.input.name == "images"
     out = encoder(IMAGES)
@@ -119,7 +119,7 @@ def test_conv_backbone_grid_pooled_and_converter_normalisation(presets, encoders
 def test_token_backbones_grid_is_patches_pooled_is_class_token(presets, encoders):
     for name, leading in (("vit", 1), ("dinov2", 3)):  # class (+ 2 DINOv2 registers)
         encoder = encoders[name]
-        backbone = encoder.get_layer("backbone")
+        backbone = encoder.get_layer("backbone").backbone
         x = np.asarray(encoder.get_layer("preprocessing")(IMAGES))
         tokens = np.asarray(backbone({"images": x} if name == "dinov2" else x))
         assert tokens.shape == (2, leading + 16, 16), name
@@ -143,7 +143,7 @@ def test_trainable_blocks_freeze_all_but_the_last(presets):
     )
     paths = _trainable_paths(resnet)
     assert paths and all(p.startswith("stack1_block0_") for p in paths), paths
-    backbone = resnet.get_layer("backbone")
+    backbone = resnet.get_layer("backbone").backbone
     assert not backbone.get_layer("stack0_block0_1_bn").trainable  # inference-mode BN
     assert backbone.get_layer("stack1_block0_1_bn").trainable
     # Stem, stack0_block0, stack1_block0: all three blocks cover every layer.
@@ -151,7 +151,7 @@ def test_trainable_blocks_freeze_all_but_the_last(presets):
         KERAS_HUB_PREFIX + presets["resnet"], image_shape=SHAPE, trainable_blocks=3
     )
     count = len(everything.trainable_weights)
-    everything.get_layer("backbone").trainable = True
+    everything.get_layer("backbone").backbone.trainable = True
     assert count == len(everything.trainable_weights)
 
     vit = build_image_encoder(
@@ -185,7 +185,7 @@ def test_deit_dinov3_and_efficientnet_layouts(tmp_path_factory):
     for name, (cls, leading, kwargs) in families.items():
         preset = _save(tmp_path_factory, name, cls(image_shape=SHAPE, **kwargs))
         encoder = build_image_encoder(KERAS_HUB_PREFIX + preset, image_shape=SHAPE)
-        backbone = encoder.get_layer("backbone")
+        backbone = encoder.get_layer("backbone").backbone
         x = encoder.get_layer("preprocessing")(IMAGES)
         tokens = np.asarray(backbone({"pixel_values": x} if name == "dinov3" else x))
         out = encoder(IMAGES)
@@ -239,7 +239,9 @@ def test_bad_arguments(presets, kwargs, message):
 @pytest.mark.parametrize("name", ["vit", "dinov2"])
 def test_saves_and_reloads_in_safe_mode(encoders, name):
     restored = run_model_saving_test(encoders[name], IMAGES, atol=1e-5)
-    assert type(restored.get_layer("backbone")) is type(encoders[name].get_layer("backbone"))
+    assert type(restored.get_layer("backbone").backbone) is type(
+        encoders[name].get_layer("backbone").backbone
+    )
 
 
 def test_serving_graph_has_only_core_ops(encoders):
@@ -259,7 +261,7 @@ def test_serving_graph_has_only_core_ops(encoders):
 def test_follows_the_global_mixed_precision_policy(presets):
     with dtype_policy("mixed_bfloat16"):
         encoder = build_image_encoder(KERAS_HUB_PREFIX + presets["vit"], image_shape=SHAPE)
-    backbone = encoder.get_layer("backbone")
+    backbone = encoder.get_layer("backbone").backbone
     assert backbone.dtype_policy.name == "mixed_bfloat16"
     assert {w.dtype for w in backbone.weights} == {"float32"}
     out = encoder(IMAGES)
@@ -267,7 +269,7 @@ def test_follows_the_global_mixed_precision_policy(presets):
     assert np.isfinite(np.asarray(out["pooled"], "float32")).all()
     # Exports serve it in float32 (`float32_copy` rewrites the nested backbone's policy).
     copy = float32_copy(encoder)
-    assert copy.get_layer("backbone").dtype_policy.name == "float32"
+    assert copy.get_layer("backbone").backbone.dtype_policy.name == "float32"
     np.testing.assert_allclose(
         copy(IMAGES)["pooled"], np.asarray(out["pooled"], "float32"), rtol=0.1, atol=0.1
     )
@@ -288,7 +290,9 @@ def test_dual_encoder_fit_step_and_captioner(presets, run_eagerly):
     )
     compile_dual_encoder(model, total_steps=2, learning_rate=1e-2, warmup_steps=0)
     model.run_eagerly = run_eagerly
-    backbone = model.get_layer("image_tower").get_layer("image_encoder").get_layer("backbone")
+    backbone = (
+        model.get_layer("image_tower").get_layer("image_encoder").get_layer("backbone").backbone
+    )
     encoder_layer = backbone.get_layer("vit_encoder")
     tuned = encoder_layer.encoder_layers[1].trainable_weights[0]
     frozen = encoder_layer.encoder_layers[0].weights[0]
@@ -304,3 +308,15 @@ def test_dual_encoder_fit_step_and_captioner(presets, run_eagerly):
     logits = captioner({"images": IMAGES, "token_ids": ids})
     assert tuple(logits.shape) == (2, 6, 12)
     assert tuple(captioner.get_layer("image_encoder").output["grid"].shape) == (None, 16, 16)
+
+
+def test_a_reloaded_encoder_trains_the_same_blocks(presets, tmp_path):
+    encoder = build_image_encoder(
+        KERAS_HUB_PREFIX + presets["resnet"], image_shape=SHAPE, trainable_blocks=1
+    )
+    encoder.save(tmp_path / "encoder.keras")
+    again = keras.saving.load_model(tmp_path / "encoder.keras", safe_mode=True)
+    paths = _trainable_paths(encoder)
+    assert _trainable_paths(again) == paths and paths
+    assert len(again.weights) > len(paths)
+    np.testing.assert_allclose(again(IMAGES)["pooled"], encoder(IMAGES)["pooled"], rtol=1e-5)

@@ -21,6 +21,7 @@ import re
 import keras
 import keras_hub
 
+from xmodal_keras.api_export import xmodal_export
 from xmodal_keras.encoders.keras_hub_presets import KERAS_HUB_PREFIX
 from xmodal_keras.layers.scale_offset import ScaleOffset
 
@@ -67,9 +68,8 @@ def build_keras_hub_image_encoder(
     DINOv3: the patch embedding and each transformer layer (the final layer norm goes
     with the last). `trainable_blocks=N` freezes all but the last N; frozen
     BatchNormalization runs in inference mode. Other backbones can only be frozen (0).
-    A `.keras` reload rebuilds a KerasHub backbone from its constructor arguments, so
-    the freezing is not restored (its variables train again): rebuild the encoder with
-    this function to train on (runs resume that way), or set `trainable` after loading.
+    The backbone sits in a `PresetImageBackbone` layer (`"backbone"`) that keeps
+    `trainable_blocks`, so a reloaded `.keras` file trains the same variables.
 
     Args:
         preset: a KerasHub preset name, a Kaggle / Hugging Face handle, or a local preset
@@ -102,11 +102,9 @@ def build_keras_hub_image_encoder(
     scale, offset = _converter_scale_offset(preset)
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = ScaleOffset(scale=scale, offset=offset, name="preprocessing")(images)
-    backbone_input = backbone.input
-    features = backbone({next(iter(backbone_input)): x} if isinstance(backbone_input, dict) else x)
     if trainable_blocks is None:
         trainable_blocks = 0
-    _freeze_all_but_last_blocks(backbone, trainable_blocks, preset)
+    features = PresetImageBackbone(backbone, trainable_blocks, name="backbone")(x)
 
     if len(features.shape) == 4:
         height, width, channels = features.shape[1:]
@@ -156,8 +154,55 @@ def _load_backbone(preset: str, image_shape: tuple[int, int, int]) -> keras.Mode
             ) from error
     if not isinstance(backbone, keras.Model):
         raise ValueError(f"KerasHub preset {preset!r} is not a backbone model.")
-    backbone.name = "backbone"
     return backbone
+
+
+@xmodal_export
+class PresetImageBackbone(keras.layers.Layer):
+    """A KerasHub image backbone read as `images -> feature map or tokens`.
+
+    It keeps which blocks train (`trainable_blocks`) in its config: a KerasHub backbone
+    rebuilds its layers from its constructor arguments, which would make a loaded `.keras`
+    file train everything (and its optimizer state not match).
+
+    Args:
+        backbone: a KerasHub image backbone (or its serialized config).
+        trainable_blocks: how many of the last blocks train (0: none; see
+            `build_keras_hub_image_encoder`).
+        **kwargs: forwarded to `keras.layers.Layer`.
+    """
+
+    def __init__(self, backbone, trainable_blocks: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(backbone, dict):
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        self.backbone = backbone
+        self.trainable_blocks = trainable_blocks
+        _freeze_all_but_last_blocks(backbone, trainable_blocks)
+
+    def call(self, images):
+        return self.backbone(self._backbone_inputs(images))
+
+    def compute_output_spec(self, images):
+        # The backbone's own symbolic pass keeps static token counts (DINOv3's would be
+        # lost tracing `call`).
+        return self.backbone.compute_output_spec(self._backbone_inputs(images))
+
+    def _backbone_inputs(self, images):
+        backbone_input = self.backbone.input
+        if isinstance(backbone_input, dict):
+            return {next(iter(backbone_input)): images}
+        return images
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "trainable_blocks": self.trainable_blocks,
+            }
+        )
+        return config
 
 
 def _converter_scale_offset(preset: str):
@@ -233,7 +278,7 @@ def _blocks(backbone) -> list[list[keras.layers.Layer]] | None:
     return None
 
 
-def _freeze_all_but_last_blocks(backbone, trainable_blocks: int, preset: str) -> None:
+def _freeze_all_but_last_blocks(backbone, trainable_blocks: int) -> None:
     if trainable_blocks == 0:
         backbone.trainable = False
         return
@@ -246,7 +291,7 @@ def _freeze_all_but_last_blocks(backbone, trainable_blocks: int, preset: str) ->
         )
     if trainable_blocks > len(blocks):
         raise ValueError(
-            f"KerasHub preset {preset!r} has {len(blocks)} blocks. "
+            f"The KerasHub {type(backbone).__name__} has {len(blocks)} blocks. "
             f"Received: trainable_blocks={trainable_blocks}"
         )
     backbone.trainable = True

@@ -67,6 +67,12 @@ EXAMPLES = {
     "ContrastiveLogits": lambda: _cls("ContrastiveLogits")(initial_temperature=0.1),
     "PaddingMask": lambda: _cls("PaddingMask")(pad_id=0),
     "InfoNCELoss": lambda: _cls("InfoNCELoss")(),
+    "DiscriminativeAdamW": lambda: _cls("DiscriminativeAdamW")(
+        learning_rate=1e-3,
+        tower_variable_paths=["image_encoder/conv/kernel"],
+        tower_learning_rate_scale=0.1,
+        tower_frozen_steps=5,
+    ),
     "CaptionerTextReader": lambda: _cls("CaptionerTextReader")(
         _cls("TransformerCaptionDecoder")(
             vocabulary_size=9, sequence_length=5, hidden_dim=4, num_heads=2

@@ -5,6 +5,7 @@ import keras
 from xmodal_keras.losses.masked_caption_loss import MaskedCaptionLoss
 from xmodal_keras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from xmodal_keras.training.schedules import make_adamw_optimizer
+from xmodal_keras.training.tower_fine_tuning import TowerFineTuning
 
 
 def compile_captioner(
@@ -17,6 +18,7 @@ def compile_captioner(
     weight_decay: float = 1e-4,
     clipnorm: float | None = 1.0,
     jit_compile: bool | str = False,
+    towers: TowerFineTuning | None = None,
 ) -> keras.Model:
     """Compile a captioner for `model.fit`: masked cross-entropy (padding ignored, optional
     label smoothing), masked token accuracy, AdamW with linear warm-up + cosine decay.
@@ -33,6 +35,8 @@ def compile_captioner(
         clipnorm: gradient norm clip per variable, or None. Defaults to 1.0.
         jit_compile: XLA for the train step (faster on GPU; slower on CPU here).
             Defaults to False.
+        towers: the pretrained towers' own learning rate and frozen steps
+            (`DiscriminativeAdamW`), or None: one rate for all. Defaults to None.
 
     Returns:
         The same model, compiled.
@@ -52,6 +56,7 @@ def compile_captioner(
         warmup_steps=warmup_steps,
         weight_decay=weight_decay,
         clipnorm=clipnorm,
+        towers=towers.optimizer_arguments(model) if towers else None,
     )
     model.compile(
         optimizer=optimizer,

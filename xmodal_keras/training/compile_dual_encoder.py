@@ -4,6 +4,7 @@ import keras
 
 from xmodal_keras.losses.info_nce_loss import InfoNCELoss
 from xmodal_keras.training.schedules import make_adamw_optimizer
+from xmodal_keras.training.tower_fine_tuning import TowerFineTuning
 
 
 def compile_dual_encoder(
@@ -15,6 +16,7 @@ def compile_dual_encoder(
     weight_decay: float = 1e-4,
     clipnorm: float | None = 1.0,
     jit_compile: bool | str = False,
+    towers: TowerFineTuning | None = None,
 ) -> keras.Model:
     """Compile a dual encoder for `model.fit`: symmetric InfoNCE, AdamW, warm-up + cosine.
 
@@ -29,6 +31,8 @@ def compile_dual_encoder(
         weight_decay: AdamW decoupled weight decay. Defaults to 1e-4.
         clipnorm: gradient norm clip per variable, or None. Defaults to 1.0.
         jit_compile: XLA for the train step. Defaults to False.
+        towers: the pretrained towers' own learning rate and frozen steps
+            (`DiscriminativeAdamW`), or None: one rate for all. Defaults to None.
 
     Returns:
         The same model, compiled.
@@ -49,6 +53,7 @@ def compile_dual_encoder(
         weight_decay=weight_decay,
         clipnorm=clipnorm,
         no_weight_decay=("logit_scale", "bias", "gamma", "beta"),
+        towers=towers.optimizer_arguments(model) if towers else None,
     )
     model.compile(optimizer=optimizer, loss=InfoNCELoss(), jit_compile=jit_compile)
     return model

@@ -11,6 +11,7 @@ built-in, so a compiled model's optimizer saves and reloads it with
 import keras
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.training.discriminative_adamw import DiscriminativeAdamW
 
 
 def make_learning_rate_schedule(
@@ -86,13 +87,16 @@ def make_adamw_optimizer(
     weight_decay: float,
     clipnorm: float | None,
     no_weight_decay: tuple[str, ...] = (),
+    towers: dict | None = None,
 ) -> keras.optimizers.AdamW:
     """AdamW on `make_learning_rate_schedule`, as every `compile_*` helper uses it.
 
     `warmup_steps=None` warms up over the first 5 % of `total_steps` (at least one
     step; none for a one-step run). Variables whose names contain any of
     `no_weight_decay` (e.g. `"bias"`, `"gamma"`) get no weight decay. `total_steps`
-    must be a positive int (a `ValueError` names it otherwise).
+    must be a positive int (a `ValueError` names it otherwise). `towers`
+    (`TowerFineTuning.optimizer_arguments`) makes it a `DiscriminativeAdamW`, whose
+    pretrained towers learn at their own rate.
 
     Example:
 
@@ -107,8 +111,9 @@ def make_adamw_optimizer(
     schedule = make_learning_rate_schedule(
         peak_learning_rate=learning_rate, total_steps=total_steps, warmup_steps=warmup_steps
     )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, clipnorm=clipnorm
+    optimizer_class = DiscriminativeAdamW if towers else keras.optimizers.AdamW
+    optimizer = optimizer_class(
+        learning_rate=schedule, weight_decay=weight_decay, clipnorm=clipnorm, **(towers or {})
     )
     if no_weight_decay:
         optimizer.exclude_from_weight_decay(var_names=list(no_weight_decay))

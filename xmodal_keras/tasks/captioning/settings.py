@@ -26,6 +26,12 @@ from xmodal_keras.training.precision import (
     check_precision,
     resolve_precision,
 )
+from xmodal_keras.training.tower_fine_tuning import (
+    check_tower_fine_tuning,
+    pretrained_towers,
+    tower_frozen_epochs_setting,
+    tower_learning_rate_scale_setting,
+)
 
 DECODERS = ("gru", "lstm", "transformer")
 SHAPES = "shapes"
@@ -84,6 +90,8 @@ class CaptionerTrainConfig(RunSettings):
             rate 2e-3 and label smoothing 0.1 were chosen on the val splits of shapes and
             digits (`benchmarks/caption_quality.py --select`); `xmodal tune captioner`
             measures the learning rate on your data.
+        tower_learning_rate_scale, tower_frozen_epochs: the pretrained towers' share of
+            the learning rate and their frozen first epochs (`tower_fine_tuning`).
         scale_learning_rate: multiply `learning_rate` by the number of replicas (the
             linear scaling rule for a global batch that grows with them).
         seed: weights, shuffling and dropout.
@@ -165,6 +173,8 @@ class CaptionerTrainConfig(RunSettings):
     epochs: int = setting(10, "epochs; rerun with more to extend a finished run")
     batch_size: int = setting(64, "batch per replica; the global batch is this x replicas")
     learning_rate: float = setting(2e-3, "peak learning rate of warm-up + cosine decay")
+    tower_learning_rate_scale: float = tower_learning_rate_scale_setting()
+    tower_frozen_epochs: int = tower_frozen_epochs_setting()
     warmup_steps: int | None = setting(
         None, "linear warm-up steps (default: 5%% of the train steps)"
     )
@@ -209,6 +219,17 @@ class CaptionerTrainConfig(RunSettings):
             )
         if not 0 < self.learning_rate:
             raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
+        check_tower_fine_tuning(
+            self.tower_learning_rate_scale,
+            self.tower_frozen_epochs,
+            epochs=self.epochs,
+            pretrained_towers=self.pretrained_towers,
+        )
+
+    @property
+    def pretrained_towers(self) -> tuple[str, ...]:
+        """The model's tower layers whose weights are loaded (`tower_fine_tuning`)."""
+        return pretrained_towers(encoder=self.encoder, weights=self.weights)
 
     @property
     def is_shapes(self) -> bool:

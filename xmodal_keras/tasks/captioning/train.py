@@ -50,6 +50,7 @@ from xmodal_keras.training.compile_captioner import compile_captioner
 from xmodal_keras.training.distribute import get_strategy, strategy_name, worker_info
 from xmodal_keras.training.fit_driver import fit_run
 from xmodal_keras.training.precision import dtype_policy
+from xmodal_keras.training.tower_fine_tuning import TowerFineTuning
 
 
 def build_captioner_from_config(config: CaptionerTrainConfig, vocabulary_size: int) -> keras.Model:
@@ -259,6 +260,7 @@ def train_captioner(
             label_smoothing=config.label_smoothing,
             weight_decay=config.weight_decay,
             jit_compile=config.jit_compile,
+            towers=TowerFineTuning.from_settings(config, steps_per_epoch),
         )
     history = fit_run(
         model,

@@ -25,6 +25,12 @@ from xmodal_keras.training.precision import (
     check_precision,
     resolve_precision,
 )
+from xmodal_keras.training.tower_fine_tuning import (
+    check_tower_fine_tuning,
+    pretrained_towers,
+    tower_frozen_epochs_setting,
+    tower_learning_rate_scale_setting,
+)
 
 SHAPES_VERIFY = "shapes-verify"
 SPLITS = ("train", "val", "test")
@@ -107,6 +113,8 @@ class FusionTrainConfig(RunSettings):
             all; 0: frozen).
         projection_dim: shared space size. head_hidden_dim: the head's hidden layer (None:
             `projection_dim`). dropout: projection heads and head.
+        tower_learning_rate_scale, tower_frozen_epochs: the pretrained towers' share of
+            the learning rate and their frozen first epochs (`tower_fine_tuning`).
         epochs, batch_size (global), learning_rate: AdamW (`make_adamw_optimizer`: weight
             decay 1e-4, gradients clipped to norm 1), warm-up over the first 5 % of the
             steps, then cosine decay to 0.
@@ -211,6 +219,8 @@ class FusionTrainConfig(RunSettings):
     epochs: int = setting(10, "epochs; rerun with more to extend a finished run")
     batch_size: int = setting(32, "pairs per step")
     learning_rate: float = setting(1e-3, "peak learning rate of warm-up + cosine decay")
+    tower_learning_rate_scale: float = tower_learning_rate_scale_setting()
+    tower_frozen_epochs: int = tower_frozen_epochs_setting()
     class_weight: str | None = setting(
         None,
         "balanced: weight classes by inverse frequency (default: none)",
@@ -299,6 +309,12 @@ class FusionTrainConfig(RunSettings):
             )
         if not 0 < self.learning_rate:
             raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
+        check_tower_fine_tuning(
+            self.tower_learning_rate_scale,
+            self.tower_frozen_epochs,
+            epochs=self.epochs,
+            pretrained_towers=self.pretrained_towers,
+        )
         self._check_side_inputs()
 
     def _check_side_inputs(self) -> None:
@@ -363,6 +379,32 @@ class FusionTrainConfig(RunSettings):
             numeric_columns=self.numeric_columns if "tabular" in modalities else (),
             categorical_columns=self.categorical_columns if "tabular" in modalities else (),
             audio_column=self.audio_column if "audio" in modalities else None,
+            **self._tower_fine_tuning_for(modalities),
+        )
+
+    def _tower_fine_tuning_for(self, modalities: Sequence[str]) -> dict[str, Any]:
+        """The tower settings of a baseline on `modalities`: off when none of its towers
+        is pretrained (a text baseline beside a pretrained image tower)."""
+        if self._pretrained_towers_of(modalities):
+            return {}
+        return {"tower_learning_rate_scale": 1.0, "tower_frozen_epochs": 0}
+
+    @property
+    def pretrained_towers(self) -> tuple[str, ...]:
+        """The model's tower layers whose weights are loaded (`tower_fine_tuning`). With
+        `init_from`: the image encoder, and the text tower it starts (`text_encoder` from a
+        retrieval run, `captioner_text_reader` from a captioner run; the trainer keeps the
+        one its model has)."""
+        return self._pretrained_towers_of(self.modalities)
+
+    def _pretrained_towers_of(self, modalities: Sequence[str]) -> tuple[str, ...]:
+        if self.init_from is not None:
+            texts = ("text_encoder", "captioner_text_reader") if "text" in modalities else ()
+            return ("image_encoder",) * ("image" in modalities) + texts
+        return pretrained_towers(
+            encoder=self.encoder if "image" in modalities else None,
+            weights=self.weights,
+            text_encoder=self.text_encoder if "text" in modalities else None,
         )
 
     @property

@@ -93,6 +93,7 @@ from xmodal_keras.training.distribute import get_strategy, strategy_name
 from xmodal_keras.training.fit_driver import fit_run, is_chief
 from xmodal_keras.training.precision import dtype_policy
 from xmodal_keras.training.schedules import make_adamw_optimizer
+from xmodal_keras.training.tower_fine_tuning import TowerFineTuning
 
 """Modalities the trainer feeds: image, text, and the side inputs audio and tabular."""
 
@@ -231,8 +232,9 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def _compile(model: keras.Model, config: FusionTrainConfig, total_steps: int, num_classes: int):
+def _compile(model: keras.Model, config: FusionTrainConfig, steps_per_epoch: int, num_classes: int):
     binary = num_classes == 2
+    towers = TowerFineTuning.from_settings(config, steps_per_epoch, model)
     metrics = (
         [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auroc")]
         if binary
@@ -241,10 +243,11 @@ def _compile(model: keras.Model, config: FusionTrainConfig, total_steps: int, nu
     model.compile(
         optimizer=make_adamw_optimizer(
             learning_rate=config.learning_rate,
-            total_steps=total_steps,
+            total_steps=config.epochs * steps_per_epoch,
             warmup_steps=None,
             weight_decay=1e-4,
             clipnorm=1.0,
+            towers=towers.optimizer_arguments(model),
         ),
         loss=classifier_loss(num_classes=num_classes),
         metrics=metrics,
@@ -405,7 +408,7 @@ def _train_one(
         model = build_fusion_model_from_config(
             config, tokenizer.vocabulary_size, num_classes, init_model, frame=frame
         )
-        _compile(model, config, config.epochs * steps_per_epoch, num_classes)
+        _compile(model, config, steps_per_epoch, num_classes)
     timer = _EpochTimer()
     history = fit_run(
         model,

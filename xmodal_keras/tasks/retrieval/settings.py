@@ -18,6 +18,12 @@ from xmodal_keras.training.precision import (
     check_precision,
     resolve_precision,
 )
+from xmodal_keras.training.tower_fine_tuning import (
+    check_tower_fine_tuning,
+    pretrained_towers,
+    tower_frozen_epochs_setting,
+    tower_learning_rate_scale_setting,
+)
 
 INDEX_FILE = "retrieval_index.npz"
 SPLITS = ("train", "val", "test")
@@ -52,6 +58,8 @@ class RetrievalTrainConfig(RunSettings):
         initial_temperature: starting (learned) temperature of the logits.
         epochs, batch_size (global; the contrastive negatives are the batch),
             learning_rate (peak, warm-up + cosine), warmup_steps (None: 5%), weight_decay.
+        tower_learning_rate_scale, tower_frozen_epochs: the pretrained towers' share of
+            the learning rate and their frozen first epochs (`tower_fine_tuning`).
         seed, strategy, precision (`"auto"`: mixed_bfloat16 on CPUs with AMX bfloat16
             units, else float32; the logits stay float32), jit_compile: as for the
             captioner.
@@ -115,6 +123,8 @@ class RetrievalTrainConfig(RunSettings):
     epochs: int = setting(10, "epochs; rerun with more to extend a finished run")
     batch_size: int = setting(64, "image-caption pairs per step: the contrastive negatives")
     learning_rate: float = setting(1e-3, "peak learning rate of warm-up + cosine decay")
+    tower_learning_rate_scale: float = tower_learning_rate_scale_setting()
+    tower_frozen_epochs: int = tower_frozen_epochs_setting()
     warmup_steps: int | None = setting(
         None, "linear warm-up steps (default: 5%% of the train steps)"
     )
@@ -165,6 +175,19 @@ class RetrievalTrainConfig(RunSettings):
             )
         if not 0 < self.learning_rate:
             raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
+        check_tower_fine_tuning(
+            self.tower_learning_rate_scale,
+            self.tower_frozen_epochs,
+            epochs=self.epochs,
+            pretrained_towers=self.pretrained_towers,
+        )
+
+    @property
+    def pretrained_towers(self) -> tuple[str, ...]:
+        """The model's tower layers whose weights are loaded (`tower_fine_tuning`)."""
+        return pretrained_towers(
+            encoder=self.encoder, weights=self.weights, text_encoder=self.text_encoder
+        )
 
     @property
     def is_shapes(self) -> bool:

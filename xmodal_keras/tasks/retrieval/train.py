@@ -46,6 +46,7 @@ from xmodal_keras.training.compile_dual_encoder import compile_dual_encoder
 from xmodal_keras.training.distribute import get_strategy, strategy_name
 from xmodal_keras.training.fit_driver import fit_run, is_chief
 from xmodal_keras.training.precision import dtype_policy
+from xmodal_keras.training.tower_fine_tuning import TowerFineTuning
 
 
 def build_dual_encoder_from_config(
@@ -185,6 +186,7 @@ def train_retrieval(
             warmup_steps=config.warmup_steps,
             weight_decay=config.weight_decay,
             jit_compile=config.jit_compile,
+            towers=TowerFineTuning.from_settings(config, steps_per_epoch),
         )
     history = fit_run(
         model,

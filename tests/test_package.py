@@ -66,6 +66,7 @@ EXAMPLES = {
     "ProjectionHead": lambda: _cls("ProjectionHead")(projection_dim=4, dropout=0.1),
     "ContrastiveLogits": lambda: _cls("ContrastiveLogits")(initial_temperature=0.1),
     "PaddingMask": lambda: _cls("PaddingMask")(pad_id=0),
+    "EndTokenPooling": lambda: _cls("EndTokenPooling")(end_token_id=7),
     "InfoNCELoss": lambda: _cls("InfoNCELoss")(),
     "DiscriminativeAdamW": lambda: _cls("DiscriminativeAdamW")(
         learning_rate=1e-3,

@@ -89,7 +89,11 @@ def test_help_shows_the_dataclass_default_and_choices(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "retrieval", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--epochs EPOCHS epochs; rerun with more to extend a finished run (default: 10)" in text
+    assert (
+        "--epochs EPOCHS epochs; rerun with more to extend a finished run (0 with --from: "
+        "zero-shot) (default: 10)"
+    ) in text
+    assert "--from-preset FROM_PRESET, --from FROM_PRESET" in text
     assert "--index-split {train,val,test,all}" in text
     assert "--jit-compile, --no-jit-compile" in text
 

@@ -17,6 +17,7 @@ from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.data.shapes import generate_shapes
 from xmodal_keras.data.tfrecords import write_caption_tfrecords
 from xmodal_keras.export.client import run_predict
+from xmodal_keras.export.saved_model_base import EXPORT_INFO_FILE
 from xmodal_keras.export.serving_config import model_folders, server_flags, write_serving_config
 from xmodal_keras.export.tflite_base import METADATA_FILE
 from xmodal_keras.export.tflite_captioner import caption_tflite_files, is_tflite_export
@@ -282,7 +283,9 @@ def export_retrieval(args: argparse.Namespace) -> str:
         version=args.version,
         max_pixels=args.max_pixels,
     )
-    return f"{path} (signatures: embed_image, embed_text, embed_token_ids)"
+    signatures = json.loads((path / EXPORT_INFO_FILE).read_text("utf-8"))["signatures"]
+    note = "" if "embed_text" in signatures else "; clients tokenise: the run's tokenizer is Python"
+    return f"{path} (signatures: {', '.join(signatures)}{note})"
 
 
 def export_fusion(args: argparse.Namespace) -> str:

@@ -218,6 +218,8 @@ class CaptionTokenizer(keras.layers.Layer):
     [[2, 4, 5, 3], [2, 4, 1, 3]]
     """
 
+    runs_in_graph = True  # a serving graph can hold it (core ops)
+
     def __init__(self, vocabulary: Sequence[str], sequence_length: int, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary = _validate_vocabulary(vocabulary)

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from xmodal_keras.api_export import xmodal_export
+from xmodal_keras.data.clip_text_tokenizer import ClipTextTokenizer
 from xmodal_keras.data.core_wordpiece_tokenizer import CoreWordPieceTokenizer
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer, text_batch
 
@@ -55,6 +56,8 @@ class WordPieceTextTokenizer(keras.layers.Layer):
             `"[CLS]"`, `"[SEP]"`, `"[PAD]"`.
         **kwargs: forwarded to `keras.layers.Layer`.
     """
+
+    runs_in_graph = True  # a serving graph can hold it (core ops)
 
     def __init__(
         self,
@@ -229,5 +232,5 @@ class WordPieceTextTokenizer(keras.layers.Layer):
         return config
 
 
-TextTokenizer = CaptionTokenizer | WordPieceTextTokenizer
+TextTokenizer = CaptionTokenizer | WordPieceTextTokenizer | ClipTextTokenizer
 """What a text tower's run keeps: the words of its data, or a preset's WordPiece."""

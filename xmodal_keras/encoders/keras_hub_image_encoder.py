@@ -99,7 +99,7 @@ def build_keras_hub_image_encoder(
             f"{KERAS_HUB_PREFIX!r}. Received: preset={preset!r}"
         )
     backbone = _load_backbone(preset, tuple(image_shape))
-    scale, offset = _converter_scale_offset(preset)
+    scale, offset = converter_scale_offset(preset)
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = ScaleOffset(scale=scale, offset=offset, name="preprocessing")(images)
     if trainable_blocks is None:
@@ -205,7 +205,8 @@ class PresetImageBackbone(keras.layers.Layer):
         return config
 
 
-def _converter_scale_offset(preset: str):
+def converter_scale_offset(preset: str):
+    """`(scale, offset)` of the preset's image converter (`DEFAULT_SCALE`, None without one)."""
     try:
         converter = keras_hub.layers.ImageConverter.from_preset(preset)
     except FileNotFoundError:  # The preset has no `image_converter.json`.

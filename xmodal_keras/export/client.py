@@ -14,6 +14,7 @@ Example (needs a server; `xmodal predict` is the same from the shell):
     client = ServingClient("localhost:8501", "captioner")
     client.caption(["photo.jpg"])  # [{"caption": "a red circle", "tokens": [...], "score": -1.2}]
     client.embed([open("photo.jpg", "rb").read()]).shape  # (1, D)
+    ServingClient("localhost:8501", "clip").embed_text(["a red circle"])  # (1, D)
     ServingClient("localhost:8500", "captioner", grpc=True).caption(["photo.jpg"])
 """
 
@@ -35,6 +36,8 @@ import numpy as np
 
 CAPTION_SIGNATURES = ("serving_default", "caption_beam", "caption_pixels")
 EMBED_SIGNATURE = "embed_image"
+EMBED_TEXT_SIGNATURE = "embed_text"
+EMBED_TOKEN_IDS_SIGNATURE = "embed_token_ids"
 _PIXELS_SIGNATURE = "caption_pixels"
 
 
@@ -172,6 +175,40 @@ class ServingClient:
         outputs = self._predict(signature, inputs, single_output="embedding")
         if "embedding" not in outputs or len(outputs["embedding"]) != len(inputs["image_bytes"]):
             self._bad_reply(signature, "expected output 'embedding' with one row per image")
+        return np.asarray(outputs["embedding"], dtype=np.float32)
+
+    def embed_text(self, texts: Sequence[str], *, tokenizer=None) -> np.ndarray:
+        """Text embeddings, float32 `[len(texts), D]`, of a dual encoder's export.
+
+        Without `tokenizer` the server tokenises (`embed_text`, raw text). With the run's
+        tokenizer (`load_run_tokenizer`; a CLIP run's `ClipTextTokenizer`, whose export has
+        no `embed_text`), the texts are tokenised here and sent to `embed_token_ids`.
+
+        Args:
+            texts: the texts (str).
+            tokenizer: None, or a tokenizer with `tokenize_with_mask` or returning ids.
+        """
+        if isinstance(texts, str | bytes) or not isinstance(texts, Sequence) or not texts:
+            raise ValueError(f"`texts` must be a non-empty list of str. Received: {texts!r:.80}")
+        if not all(isinstance(text, str) for text in texts):
+            raise ValueError(f"`texts` must hold str only. Received: {texts!r:.80}")
+        if tokenizer is None:
+            signature = EMBED_TEXT_SIGNATURE
+            inputs = {"text": [text.encode("utf-8") for text in texts]}
+        else:
+            signature = EMBED_TOKEN_IDS_SIGNATURE
+            if hasattr(tokenizer, "tokenize_with_mask"):
+                ids, mask = tokenizer.tokenize_with_mask(list(texts))
+            else:
+                ids = np.asarray(tokenizer(list(texts)))
+                mask = (ids != 0).astype(np.int32)
+            inputs = {
+                "token_ids": np.asarray(ids, np.int32),
+                "padding_mask": np.asarray(mask, np.int32),
+            }
+        outputs = self._predict(signature, inputs, single_output="embedding")
+        if "embedding" not in outputs or len(outputs["embedding"]) != len(texts):
+            self._bad_reply(signature, "expected output 'embedding' with one row per text")
         return np.asarray(outputs["embedding"], dtype=np.float32)
 
     def close(self) -> None:

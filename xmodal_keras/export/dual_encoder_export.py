@@ -12,7 +12,9 @@ Signatures (batched; no `serving_default`: a request names the one it wants):
 - `embed_image`: `image_bytes` string `[batch]` (JPEG/PNG/GIF/BMP, header-checked) ->
   `embedding` float32 `[batch, D]` (the image tower's L2-normalised output);
 - `embed_text`: `text` string `[batch]` (raw text, tokenised in-graph) -> `embedding`
-  float32 `[batch, D]` (the text tower's output);
+  float32 `[batch, D]` (the text tower's output). Not in a CLIP run's export: its BPE
+  tokenizer (`ClipTextTokenizer`) is Python, not core TensorFlow ops, so clients tokenise
+  (`ServingClient.embed_text(texts, tokenizer=...)`) and call `embed_token_ids`;
 - `embed_token_ids`: `token_ids` and `padding_mask` int32 `[batch, S]` (for clients that
   tokenise themselves: the run's `vocab.txt` ids, mask 1 for a token, 0 for padding) ->
   `embedding`, the same as `embed_text` gives for the text those ids spell. Ids outside
@@ -29,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.clip_text_tokenizer import ClipTextTokenizer
 from xmodal_keras.data.wordpiece_text_tokenizer import TextTokenizer
 from xmodal_keras.export.float32_model import float32_copy
 from xmodal_keras.export.fusion_export import IMAGE_BYTES_INPUT, TEXT_INPUT
@@ -65,6 +68,20 @@ def _towers(model: keras.Model) -> tuple[keras.Model, keras.Model]:
             f"`model` must be a `build_dual_encoder` model (sub-models {IMAGE_TOWER_NAME!r} "
             f"and {TEXT_TOWER_NAME!r}). Received: {getattr(model, 'name', type(model).__name__)}"
         ) from None
+
+
+def exported_signatures(tokenizer: TextTokenizer) -> list[str]:
+    """The signatures an export with `tokenizer` has (no `embed_text` for a tokenizer
+    that is not core TensorFlow ops)."""
+    if tokenizer.runs_in_graph:
+        return list(SIGNATURES)
+    return [EMBED_IMAGE_SIGNATURE, EMBED_TOKEN_IDS_SIGNATURE]
+
+
+def _padding_mask(tokenizer: TextTokenizer, text: str):
+    if isinstance(tokenizer, ClipTextTokenizer):
+        return tokenizer.tokenize_with_mask([text])[1]
+    return (tokenizer([text]).numpy() != 0).astype("int32")
 
 
 def build_dual_encoder_archive(
@@ -120,17 +137,19 @@ def build_dual_encoder_archive(
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(tokenizer)  # its vocabulary lookup table is a resource to save
+    if tokenizer.runs_in_graph:
+        archive.track(tokenizer)  # its vocabulary lookup table is a resource to save
     archive.add_endpoint(
         EMBED_IMAGE_SIGNATURE,
         tf.function(embed_image),
         input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)],
     )
-    archive.add_endpoint(
-        EMBED_TEXT_SIGNATURE,
-        tf.function(embed_text),
-        input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)],
-    )
+    if tokenizer.runs_in_graph:
+        archive.add_endpoint(
+            EMBED_TEXT_SIGNATURE,
+            tf.function(embed_text),
+            input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)],
+        )
     length = text_tower.input.shape[1]
     archive.add_endpoint(
         EMBED_TOKEN_IDS_SIGNATURE,
@@ -173,6 +192,7 @@ def export_dual_encoder(
     Example:
 
     >>> import tempfile
+    >>> from xmodal_keras.data.text_tokenizer import CaptionTokenizer
     >>> from xmodal_keras.models.dual_encoder import build_dual_encoder
     >>> tokenizer = CaptionTokenizer.from_captions(["a red circle"], sequence_length=6)
     >>> model = build_dual_encoder(vocabulary_size=tokenizer.vocabulary_size,
@@ -193,7 +213,7 @@ def export_dual_encoder(
     image_tower, text_tower = _towers(model)
     info = {
         "kind": "dual_encoder",
-        "signatures": list(SIGNATURES),
+        "signatures": exported_signatures(tokenizer),
         "image_shape": list(image_tower.input.shape[1:]),
         "sequence_length": tokenizer.ids_length,
         "vocabulary_size": tokenizer.vocabulary_size,
@@ -202,17 +222,18 @@ def export_dual_encoder(
     }
     model_name = model_dir.name
     warmup_ids = tokenizer([warmup_text]).numpy()
+    text_warmup = prediction_log(
+        model_name, EMBED_TEXT_SIGNATURE, {TEXT_INPUT: [warmup_text.encode("utf-8")]}
+    )
     warmup = [
         prediction_log(model_name, EMBED_IMAGE_SIGNATURE, {IMAGE_BYTES_INPUT: [warmup_image]}),
-        prediction_log(
-            model_name, EMBED_TEXT_SIGNATURE, {TEXT_INPUT: [warmup_text.encode("utf-8")]}
-        ),
+        *([text_warmup] if tokenizer.runs_in_graph else []),
         prediction_log(
             model_name,
             EMBED_TOKEN_IDS_SIGNATURE,
             {
                 TOKEN_IDS_INPUT: tf.make_tensor_proto(warmup_ids),
-                PADDING_MASK_INPUT: tf.make_tensor_proto((warmup_ids != 0).astype("int32")),
+                PADDING_MASK_INPUT: tf.make_tensor_proto(_padding_mask(tokenizer, warmup_text)),
             },
         ),
     ]

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from tensorflow_serving.apis.prediction_log_pb2 import PredictionLog
 
 from xmodal_keras.argument_checks import check_positive_int
+from xmodal_keras.data.clip_text_tokenizer import ClipTextTokenizer
 from xmodal_keras.data.text_tokenizer import CaptionTokenizer
 from xmodal_keras.data.wordpiece_text_tokenizer import TextTokenizer, WordPieceTextTokenizer
 from xmodal_keras.export.atomic_directory import write_version
@@ -114,10 +115,10 @@ def image_size(model: keras.Model, key: str = "images") -> tuple[int, int]:
 
 def check_tokenizer(tokenizer: TextTokenizer | None, ids_length: int) -> TextTokenizer:
     """`tokenizer` when it makes token ids of the model's length `ids_length`."""
-    if not isinstance(tokenizer, CaptionTokenizer | WordPieceTextTokenizer):
+    if not isinstance(tokenizer, CaptionTokenizer | WordPieceTextTokenizer | ClipTextTokenizer):
         raise ValueError(
-            "A model with a text input needs its `CaptionTokenizer` or "
-            f"`WordPieceTextTokenizer`. Received: tokenizer={tokenizer!r}"
+            "A model with a text input needs its `CaptionTokenizer`, "
+            f"`WordPieceTextTokenizer` or `ClipTextTokenizer`. Received: tokenizer={tokenizer!r}"
         )
     if tokenizer.ids_length != ids_length:
         raise ValueError(

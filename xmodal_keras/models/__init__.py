@@ -1,6 +1,7 @@
 """Trainable task models, one builder per file."""
 
 from xmodal_keras.models.captioner_transfer import build_fusion_classifier_from_captioner
+from xmodal_keras.models.clip_dual_encoder import build_dual_encoder_from_clip
 from xmodal_keras.models.cross_modal_autoencoder import (
     build_cross_modal_autoencoder,
     cross_modal_autoencoder_targets,
@@ -36,6 +37,7 @@ __all__ = [
     "MODALITIES",
     "build_cross_modal_autoencoder",
     "build_dual_encoder",
+    "build_dual_encoder_from_clip",
     "build_fusion_classifier",
     "build_fusion_classifier_from_captioner",
     "build_fusion_classifier_from_dual_encoder",

@@ -481,6 +481,11 @@ def read_init_from_settings(run_dir: str | os.PathLike) -> tuple[str, dict[str, 
             raise ValueError(f"{expected} {received} is a {settings.decoder} captioner run")
     else:
         settings = RetrievalTrainConfig.from_dict(run.read_config()).resolved()
+        if settings.from_preset is not None:
+            raise ValueError(
+                f"{expected} {received} is a CLIP preset run (`--from`), whose towers a fusion "
+                "classifier cannot read yet (its image tower gives tokens, not a grid)"
+            )
     if not run.model_path.is_file():
         raise ValueError(f"{expected} {received} has no {MODEL_FILE} (training did not finish)")
     return kind, settings.to_dict()

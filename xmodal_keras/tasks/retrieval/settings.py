@@ -5,8 +5,9 @@ import os
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
-from xmodal_keras.encoders.keras_hub_presets import absolute_preset
+from xmodal_keras.encoders.keras_hub_presets import absolute_preset, is_keras_hub_preset
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_settings
+from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME
 from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.runs.settings_flags import setting
 from xmodal_keras.tasks.captioning.settings import SHAPES
@@ -26,6 +27,14 @@ from xmodal_keras.training.tower_fine_tuning import (
 )
 
 INDEX_FILE = "retrieval_index.npz"
+# Settings of the towers `from_preset` replaces: they must stay at their defaults.
+FROM_PRESET_TOWER_FIELDS = (
+    "encoder",
+    "weights",
+    "trainable_blocks",
+    "text_encoder",
+    "text_trainable_layers",
+)
 SPLITS = ("train", "val", "test")
 
 
@@ -44,10 +53,15 @@ class RetrievalTrainConfig(RunSettings):
             folder, Karpathy/COCO JSON, CSV) or a list of paths.
         format: reader for `data` paths (`"auto"`, `"flickr8k"`, `"karpathy"`, `"coco"`,
             `"csv"`).
+        from_preset: `keras_hub:PRESET_OR_DIR` of a CLIP preset: the whole dual encoder
+            (`build_dual_encoder_from_clip`) and its BPE tokenizer (`ClipTextTokenizer`);
+            the tower settings below stay at their defaults, and `epochs` may be 0
+            (zero-shot).
         encoder, weights, trainable_blocks, encoder_hidden_dim, encoder_num_layers,
-            image_size: the image tower's encoder (see `build_image_encoder`).
+            image_size: the image tower's encoder (see `build_image_encoder`); image_size
+            None: 64, or the preset's.
         sequence_length: length of the text tower's `token_ids` (`<start>`, the words,
-            `<end>`, padding); None: 23 for shapes, 21 otherwise.
+            `<end>`, padding); None: 23 for shapes, 21 otherwise, 77 with `from_preset`.
         min_count, max_vocabulary_size: vocabulary of the train split.
         text_encoder (`"bigru"` / `"transformer"` / `"keras_hub:PRESET_OR_DIR"`: a
             BERT-family preset with its own WordPiece tokenizer), embedding_dim, hidden_dim,
@@ -72,7 +86,7 @@ class RetrievalTrainConfig(RunSettings):
 
     settings_kind = "retrieval"
     resumable_fields = RESUMABLE_FIELDS
-    picked_fields = frozenset({"precision"})
+    picked_fields = frozenset({"precision", "image_size"})
     legacy_values = {"precision": "float32"}  # before the setting, every run was float32
     sequence_length_was_tokenizer_length = True
 
@@ -81,6 +95,13 @@ class RetrievalTrainConfig(RunSettings):
     )
     format: str = setting(
         "auto", "reader for --data paths: auto (detect), flickr8k, karpathy, coco, csv"
+    )
+    from_preset: str | None = setting(
+        None,
+        "keras_hub:PRESET_OR_DIR: the whole dual encoder from a CLIP preset (its towers, "
+        "projections, temperature and BPE tokenizer), ready for zero-shot retrieval with "
+        "--epochs 0, or fine-tuned",
+        aliases=("--from",),
     )
     encoder: str = setting(
         "small_cnn",
@@ -98,10 +119,13 @@ class RetrievalTrainConfig(RunSettings):
     encoder_num_layers: int | None = setting(
         None, "stride-2 stages of a from-scratch encoder (default: 3)"
     )
-    image_size: int = setting(64, "square image side the image tower reads")
+    image_size: int | None = setting(
+        None, "square image side the image tower reads (default: 64, or the --from preset's)"
+    )
     sequence_length: int | None = setting(
         None,
-        "token ids the text tower reads: <start>, words, <end> (default: 23 for shapes, else 21)",
+        "token ids the text tower reads: <start>, words, <end> (default: 23 for shapes, else "
+        "21; 77 with --from)",
     )
     min_count: int = setting(1, "keep words seen at least this often in train captions")
     max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
@@ -120,7 +144,9 @@ class RetrievalTrainConfig(RunSettings):
     projection_dim: int = setting(64, "shared embedding size")
     dropout: float = setting(0.0, "dropout of the text tower and the projection heads")
     initial_temperature: float = setting(0.07, "starting (learned) temperature of the logits")
-    epochs: int = setting(10, "epochs; rerun with more to extend a finished run")
+    epochs: int = setting(
+        10, "epochs; rerun with more to extend a finished run (0 with --from: zero-shot)"
+    )
     batch_size: int = setting(64, "image-caption pairs per step: the contrastive negatives")
     learning_rate: float = setting(1e-3, "peak learning rate of warm-up + cosine decay")
     tower_learning_rate_scale: float = tower_learning_rate_scale_setting()
@@ -159,8 +185,13 @@ class RetrievalTrainConfig(RunSettings):
                 f"`index_split` must be one of {(*SPLITS, 'all')}. "
                 f"Received: index_split={self.index_split!r}"
             )
-        for name in ("epochs", "batch_size", "image_size", "hidden_dim", "projection_dim"):
+        self._check_from_preset()
+        for name in ("batch_size", "hidden_dim", "projection_dim"):
             check_positive_int(name, getattr(self, name))
+        if self.image_size is not None:
+            check_positive_int("image_size", self.image_size)
+        if not (self.from_preset is not None and self.epochs == 0):
+            check_positive_int("epochs", self.epochs)
         if self.batch_size < 2:
             raise ValueError(
                 "`batch_size` must be >= 2 (the other pairs of a batch are the negatives). "
@@ -182,9 +213,30 @@ class RetrievalTrainConfig(RunSettings):
             pretrained_towers=self.pretrained_towers,
         )
 
+    def _check_from_preset(self) -> None:
+        if self.from_preset is None:
+            return
+        if not is_keras_hub_preset(self.from_preset):
+            raise ValueError(
+                "`from_preset` must be `keras_hub:PRESET_OR_DIR` (a CLIP preset). "
+                f"Received: from_preset={self.from_preset!r}"
+            )
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        changed = [
+            name for name in FROM_PRESET_TOWER_FIELDS if getattr(self, name) != defaults[name]
+        ]
+        if changed:
+            raise ValueError(
+                f"With `from_preset` the towers come from the preset: leave {changed} at "
+                f"their defaults. Received: from_preset={self.from_preset!r}, "
+                + ", ".join(f"{name}={getattr(self, name)!r}" for name in changed)
+            )
+
     @property
     def pretrained_towers(self) -> tuple[str, ...]:
         """The model's tower layers whose weights are loaded (`tower_fine_tuning`)."""
+        if self.from_preset is not None:
+            return (IMAGE_TOWER_NAME, TEXT_TOWER_NAME)
         return pretrained_towers(
             encoder=self.encoder, weights=self.weights, text_encoder=self.text_encoder
         )
@@ -196,7 +248,9 @@ class RetrievalTrainConfig(RunSettings):
     def resolved(self) -> "RetrievalTrainConfig":
         """A copy with `sequence_length` and `precision` (`resolve_precision`) filled in
         and data paths made absolute."""
-        sequence_length = self.sequence_length or (23 if self.is_shapes else 21)
+        sequence_length = self.sequence_length or (
+            77 if self.from_preset else 23 if self.is_shapes else 21
+        )
         data = self.data
         if isinstance(data, str) and not self.is_shapes:
             data = os.path.abspath(data)
@@ -209,4 +263,7 @@ class RetrievalTrainConfig(RunSettings):
             precision=resolve_precision(self.precision),
             text_encoder=absolute_preset(self.text_encoder),
             encoder=absolute_preset(self.encoder),
+            from_preset=absolute_preset(self.from_preset) if self.from_preset else None,
+            # With `from_preset`, None until the trainer reads the preset's.
+            image_size=self.image_size or (None if self.from_preset else 64),
         )

@@ -11,6 +11,9 @@ RUN/
 ```
 
 Running `train_retrieval` again on the same run directory resumes it (BackupAndRestore).
+With `from_preset` (a KerasHub CLIP preset) the model is the preset's
+(`build_dual_encoder_from_clip`); `epochs=0` then writes the run without training, for
+zero-shot retrieval.
 
 Example (seconds; 32x32 shapes, tiny model):
 
@@ -23,6 +26,7 @@ Example (seconds; 32x32 shapes, tiny model):
 1
 """
 
+import dataclasses
 import math
 import os
 import time
@@ -35,6 +39,7 @@ from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
 from xmodal_keras.data.sharding import shard_by
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.evaluation.retrieval_index import build_retrieval_index
+from xmodal_keras.models.clip_dual_encoder import build_dual_encoder_from_clip, clip_image_size
 from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME, build_dual_encoder
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.data import data_name, read_caption_data
@@ -60,6 +65,10 @@ def build_dual_encoder_from_config(
 
 
 def _build_dual_encoder(config: RetrievalTrainConfig, vocabulary_size: int) -> keras.Model:
+    if config.from_preset is not None:
+        return build_dual_encoder_from_clip(
+            config.from_preset, sequence_length=config.sequence_length
+        )
     encoder_kwargs = None
     if config.encoder in FROM_SCRATCH_ENCODERS:
         encoder_kwargs = {
@@ -118,6 +127,8 @@ def train_retrieval(
     chief = is_chief(strategy)
     run = RunDirectory(out_dir).check_writable()
     config = config.for_run(run).resolved()
+    if config.image_size is None:  # a `from_preset` run reads the preset's images
+        config = dataclasses.replace(config, image_size=clip_image_size(config.from_preset))
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
 
@@ -179,27 +190,33 @@ def train_retrieval(
 
     with strategy.scope():
         model = build_dual_encoder_from_config(config, tokenizer.vocabulary_size)
-        compile_dual_encoder(
+        if config.epochs:
+            compile_dual_encoder(
+                model,
+                total_steps=config.epochs * steps_per_epoch,
+                learning_rate=config.learning_rate,
+                warmup_steps=config.warmup_steps,
+                weight_decay=config.weight_decay,
+                jit_compile=config.jit_compile,
+                towers=TowerFineTuning.from_settings(config, steps_per_epoch),
+            )
+    if config.epochs:
+        epochs_run = fit_run(
             model,
-            total_steps=config.epochs * steps_per_epoch,
-            learning_rate=config.learning_rate,
-            warmup_steps=config.warmup_steps,
-            weight_decay=config.weight_decay,
-            jit_compile=config.jit_compile,
-            towers=TowerFineTuning.from_settings(config, steps_per_epoch),
-        )
-    history = fit_run(
-        model,
-        run,
-        train_data,
-        strategy=strategy,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        monitor="val_loss" if not val.empty else "loss",
-        fit_kwargs=fit_val,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+            run,
+            train_data,
+            strategy=strategy,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            monitor="val_loss" if not val.empty else "loss",
+            fit_kwargs=fit_val,
+            callbacks=callbacks,
+            verbose=verbose,
+        ).epoch
+    else:  # zero-shot: the `from_preset` model as it is
+        epochs_run = []
+        if chief:
+            run.save_model(model)
     if not chief:
         return run
 
@@ -215,7 +232,7 @@ def train_retrieval(
     )
     temperature = model.get_layer("logits").temperature
     print(
-        format_summary(run, history.epoch, config.epochs, time.perf_counter() - start)
+        format_summary(run, epochs_run, config.epochs, time.perf_counter() - start)
         + f" | temperature {temperature:.3f} | {'; '.join(shown) or 'no val/test split'}",
         flush=True,
     )

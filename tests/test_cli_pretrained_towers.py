@@ -57,3 +57,20 @@ def test_retrieval_with_image_and_text_presets(presets, tiny_shapes_dir, tmp_pat
     assert non_core_ops(saved_model_ops(version)) == []
     embed_text = tf.saved_model.load(str(version)).signatures["embed_text"]
     assert embed_text(text=tf.constant(["a red circle"]))["embedding"].shape == (1, 8)
+
+
+@pytest.mark.slow
+def test_fusion_mmbt_with_a_bert_preset(presets, tiny_shapes_dir, tmp_path):
+    run = tmp_path / "mmbt"
+    argv = ["train", "fusion", "--data", str(tiny_shapes_dir), *SMALL, "--out", str(run)]
+    argv += ["--fusion", "mmbt", "--text-encoder", f"keras_hub:{presets['bert']}"]
+    argv += ["--encoder-num-layers", "3", "--tower-learning-rate-scale", "0.5"]
+    assert main(argv) == 0
+    assert json.loads((run / "config.json").read_text())["fusion"] == "mmbt"
+    assert main(["export", str(run), "--out", str(tmp_path / "saved"), "--name", "m"]) == 0
+    version = tmp_path / "saved" / "m" / "1"
+    assert non_core_ops(saved_model_ops(version)) == []
+    classify = tf.saved_model.load(str(version)).signatures["classify"]
+    image = (tiny_shapes_dir / "Images" / "shapes_00000.png").read_bytes()
+    out = classify(image_bytes=tf.constant([image]), text=tf.constant(["a red circle"]))
+    assert out["probabilities"].shape == (1, 1)

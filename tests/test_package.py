@@ -35,6 +35,17 @@ EXAMPLES = {
         ),
         trainable_layers=1,
     ),
+    "MMBTEncoder": lambda: _cls("MMBTEncoder")(
+        keras_hub.models.BertBackbone(
+            vocabulary_size=6,
+            num_layers=2,
+            num_heads=1,
+            hidden_dim=4,
+            intermediate_dim=8,
+            max_sequence_length=8,
+        ),
+        trainable_layers=1,
+    ),
     "PresetImageBackbone": lambda: _cls("PresetImageBackbone")(
         keras_hub.models.ViTBackbone(
             image_shape=(8, 8, 3),

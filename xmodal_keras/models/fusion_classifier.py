@@ -11,6 +11,9 @@ import keras
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.encoders.audio_encoder import build_audio_encoder
 from xmodal_keras.encoders.cnn_image_encoder import build_image_encoder
+from xmodal_keras.encoders.keras_hub_presets import is_keras_hub_preset
+from xmodal_keras.encoders.keras_hub_text_encoder import load_keras_hub_text_backbone
+from xmodal_keras.encoders.mmbt_encoder import MMBTEncoder
 from xmodal_keras.encoders.tabular_encoder import build_tabular_encoder
 from xmodal_keras.encoders.text_encoder import build_text_encoder
 from xmodal_keras.layers.fusion_registry import FUSION_NAMES, get_fusion_layer
@@ -28,8 +31,9 @@ MODALITY_INPUTS: dict[str, str] = {
 }
 """The model input key of each modality."""
 
-CLASSIFIER_FUSIONS: tuple[str, ...] = (*FUSION_NAMES, "late")
-"""`fusion=` values: the fusion layers by name, and `"late"` (average of per-modality logits)."""
+CLASSIFIER_FUSIONS: tuple[str, ...] = (*FUSION_NAMES, "late", "mmbt")
+"""`fusion=` values: the fusion layers by name, `"late"` (average of per-modality logits)
+and `"mmbt"` (image regions read with the text by a pretrained BERT, `MMBTEncoder`)."""
 
 OUTPUTS: tuple[str, ...] = ("probabilities", "logits")
 
@@ -62,7 +66,10 @@ def build_fusion_classifier(
     modalities' *sequences* (text tokens with their padding mask, image regions
     `"grid"`, audio frames) are projected and co-attend instead. With
     `fusion="late"` every modality gets its own head and the logits are
-    averaged (the late-fusion baseline). With one modality there is nothing to
+    averaged (the late-fusion baseline). With `fusion="mmbt"` (image and a
+    `keras_hub:` BERT text only) the image encoder's grid is projected to the BERT's
+    width and read with the word pieces by its own layers (`MMBTEncoder`, layer
+    `"text_encoder"`); the head reads its pooled `[CLS]`. With one modality there is nothing to
     fuse and `fusion` is ignored: that is the unimodal baseline.
 
     Heads: `num_classes=2` (and not `multi_label`) is binary, one sigmoid unit
@@ -143,6 +150,12 @@ def build_fusion_classifier(
     if fusion == "cross_attention" and len(modalities) > 1:
         _check_cross_attention(modalities)
 
+    units = 1 if num_classes == 2 and not multi_label else num_classes
+    if fusion == "mmbt" and len(modalities) > 1:
+        inputs, pooled = _mmbt(modalities)
+        logits = classifier_logits(pooled, hidden_dim, units, dropout, prefix="")
+        return keras.Model(inputs, classifier_output(logits, units, multi_label, output), name=name)
+
     inputs, encoded, token_ids = {}, {}, None
     for modality, settings in modalities.items():
         encoder = _encoder(modality, settings)
@@ -151,7 +164,6 @@ def build_fusion_classifier(
         if modality == "text":
             token_ids = inputs["token_ids"]
 
-    units = 1 if num_classes == 2 and not multi_label else num_classes
     if fusion == "late" and len(modalities) > 1:
         per_modality = [
             classifier_logits(
@@ -238,6 +250,46 @@ def _modality_settings(modalities) -> dict:
             )
     # Always the same order, whatever order the caller wrote.
     return {m: settings[m] for m in MODALITIES if m in settings}
+
+
+def _mmbt(modalities: dict) -> tuple[dict, keras.KerasTensor]:
+    """The inputs and pooled `[CLS]` of an MMBT read of images and text."""
+    if set(modalities) != {"image", "text"}:
+        raise ValueError(
+            f"fusion='mmbt' reads images and text only. Received: modalities={tuple(modalities)}"
+        )
+    if isinstance(modalities["text"], keras.Model):
+        raise ValueError("fusion='mmbt' builds its text side from settings, not a model.")
+    text = dict(modalities["text"] or {})
+    kind = text.get("kind", "")
+    if not is_keras_hub_preset(kind):
+        raise ValueError(
+            "fusion='mmbt' reads the text with a pretrained BERT: the text settings need "
+            f"kind='keras_hub:PRESET_OR_DIR'. Received: kind={kind!r}"
+        )
+    image_encoder = _encoder("image", modalities["image"])
+    images = _model_input("image", image_encoder)
+    grid = image_encoder(images)["grid"]
+    backbone = load_keras_hub_text_backbone(kind)
+    sequence_length = text["sequence_length"]
+    if text.get("vocabulary_size", backbone.vocabulary_size) != backbone.vocabulary_size:
+        raise ValueError(
+            f"The tokenizer has {text['vocabulary_size']} tokens but {kind!r} embeds "
+            f"{backbone.vocabulary_size}."
+        )
+    if grid.shape[1] + sequence_length > backbone.max_sequence_length:
+        raise ValueError(
+            f"fusion='mmbt' reads {grid.shape[1]} image regions + {sequence_length} token ids, "
+            f"more than the {backbone.max_sequence_length} positions of {kind!r}: use a smaller "
+            "image grid (a smaller image size or more encoder stages) or a shorter "
+            "sequence_length."
+        )
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    image_tokens = keras.layers.Dense(backbone.hidden_dim, name="image_to_text_embedding")(grid)
+    encoded = MMBTEncoder(backbone, text.get("trainable_layers"), name="text_encoder")(
+        token_ids, image_tokens
+    )
+    return {"images": images, "token_ids": token_ids}, encoded["pooled"]
 
 
 def _check_cross_attention(modalities: dict) -> None:

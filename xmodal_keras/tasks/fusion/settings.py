@@ -9,7 +9,7 @@ from typing import Any
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
-from xmodal_keras.encoders.keras_hub_presets import absolute_preset
+from xmodal_keras.encoders.keras_hub_presets import absolute_preset, is_keras_hub_preset
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_settings
 from xmodal_keras.models.fusion_classifier import CLASSIFIER_FUSIONS, MODALITIES
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory, run_kind
@@ -169,7 +169,8 @@ class FusionTrainConfig(RunSettings):
     format: str = setting("auto", "reader for --data: auto (detect), hateful_memes or csv")
     fusion: str = setting(
         "concat",
-        "concat, weighted_sum, product, gated, cross_attention, bilinear or late",
+        "concat, weighted_sum, product, gated, cross_attention, bilinear, late or mmbt (image "
+        "regions read with the text by a keras_hub: BERT's own layers)",
         choices=CLASSIFIER_FUSIONS,
     )
     modalities: tuple[str, ...] = setting(
@@ -288,6 +289,17 @@ class FusionTrainConfig(RunSettings):
                 f"`fusion` must be one of {CLASSIFIER_FUSIONS}. Received: fusion={self.fusion!r}"
             )
         check_text_encoder_settings(self.text_encoder, self.text_trainable_layers)
+        if self.fusion == "mmbt" and (
+            not is_keras_hub_preset(self.text_encoder)
+            or not {"image", "text"} <= set(self.modalities)
+            or self.init_from is not None
+        ):
+            raise ValueError(
+                "fusion='mmbt' reads images with a pretrained BERT text encoder: it needs "
+                "the image and text modalities, text_encoder='keras_hub:PRESET_OR_DIR' and no "
+                f"init_from. Received: modalities={self.modalities!r}, "
+                f"text_encoder={self.text_encoder!r}, init_from={self.init_from!r}"
+            )
         if self.strategy not in STRATEGY_NAMES:
             raise ValueError(
                 f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"

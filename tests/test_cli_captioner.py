@@ -1,5 +1,7 @@
-"""`xmodal train captioner` -> `xmodal evaluate` -> `xmodal caption`, as users run them: the
-installed console script in fresh processes, on a tiny dataset in a temp dir."""
+"""`xmodal train captioner` -> `xmodal evaluate` -> `xmodal caption`, as users run them:
+training through the installed console script in a fresh process, the other commands
+through the same `main` in this process (each fresh process costs a TensorFlow start-up),
+on a tiny dataset in a temp dir."""
 
 from captioner_runs import TINY_SETTINGS
 from test_cli import run_xmodal
@@ -25,22 +27,22 @@ def test_train_evaluate_caption_end_to_end(tiny_shapes_dir, tmp_path, capsys):
     assert summary.startswith("trained 1 epoch in ") and f"run: {run} " in summary
     assert (run / "model.keras").is_file()
 
-    result = run_xmodal("evaluate", str(run), "--max-images", "3")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--max-images", "3"]) == 0
+    stdout = capsys.readouterr().out
+    lines = stdout.splitlines()
     assert lines[0] == "test split, greedy decoding"
     assert lines[1].split() == ["metric", "value"]
     names = [line[:20].strip() for line in lines[2:-1]]
     assert names[:8] == ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr",
                          "scene faithfulness"]  # fmt: skip
-    assert "images              3" in result.stdout
+    assert "images              3" in stdout
     assert lines[-1] == f"written to {run / 'metrics' / 'test_greedy'}"
 
     images = sorted((tiny_shapes_dir / "Images").glob("*.png"))[:2]
     out = tmp_path / "maps" / "attention.png"
-    result = run_xmodal("caption", str(run), *map(str, images), "--attention-map", str(out))
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
+    assert main(["caption", str(run), *map(str, images), "--attention-map", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     for line, image in zip(lines, images, strict=True):
         expected_map = out.with_name(f"attention_{image.stem}.png")
@@ -48,18 +50,17 @@ def test_train_evaluate_caption_end_to_end(tiny_shapes_dir, tmp_path, capsys):
         assert line.endswith(f"[attention map: {expected_map}]")
         assert expected_map.stat().st_size > 0
 
-    # In this process (saves a TensorFlow start-up): the same `main` the console script runs.
     first = str(images[0])
     assert main(["caption", str(run), first, "--beam", "2", "--attention-map", "x.png"]) == 2
     error = capsys.readouterr().err
     assert error.strip().splitlines()[-1].startswith("xmodal: error: Attention maps come")
 
 
-def test_evaluate_a_missing_run_is_a_one_line_error(tmp_path):
-    result = run_xmodal("evaluate", str(tmp_path / "nowhere"))
-    assert result.returncode == 2
+def test_evaluate_a_missing_run_is_a_one_line_error(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
     assert (
-        result.stderr.strip()
+        capsys.readouterr()
+        .err.strip()
         .splitlines()[-1]
         .startswith(f"xmodal: error: No run at {tmp_path / 'nowhere'}: config.json is missing")
     )

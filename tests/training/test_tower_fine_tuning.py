@@ -1,19 +1,15 @@
 """The tower fine-tuning settings of every task (`tower_learning_rate_scale`,
-`tower_frozen_epochs`): which towers they act on, their checks, and a retrieval run whose
-KerasHub text tower stays frozen through its first epoch and then trains."""
+`tower_frozen_epochs`): which towers they act on and their checks. (A run whose towers stay
+frozen through its first epoch and then train: tests/export/test_clip_preset_run.py.)"""
 
 import keras
-import numpy as np
 import pytest
-from keras_hub_presets import tiny_bert_preset
-from task_runs import retrieval_config
 
 from xmodal_keras.models.captioner_transfer import build_fusion_classifier_from_captioner
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 from xmodal_keras.tasks.captioning.train import build_captioner_from_config
 from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
 from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
-from xmodal_keras.tasks.retrieval.train import train_retrieval
 from xmodal_keras.training.tower_fine_tuning import (
     TowerFineTuning,
     check_tower_fine_tuning,
@@ -107,44 +103,6 @@ def test_frozen_towers_must_have_something_to_train():
     with pytest.raises(ValueError, match="have no trainable variables"):
         TowerFineTuning(("tower",), learning_rate_scale=0.1).optimizer_arguments(model)
     assert TowerFineTuning(("tower",)).optimizer_arguments(model) == {}
-
-
-class _TextTowerAtEpochEnd(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.kernels: list[np.ndarray] = []
-
-    def on_train_begin(self, logs=None):
-        self.kernels.append(self._kernel())
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.kernels.append(self._kernel())
-
-    def _kernel(self) -> np.ndarray:
-        return np.array(
-            self.model.get_layer("text_tower").get_layer("text_encoder").trainable_variables[0]
-        )
-
-
-def test_a_retrieval_run_keeps_its_preset_text_tower_frozen_for_its_first_epoch(
-    tiny_shapes_dir, tmp_path
-):
-    preset = "keras_hub:" + str(tiny_bert_preset(tmp_path / "tiny_bert"))
-    config = retrieval_config(
-        tiny_shapes_dir,
-        text_encoder=preset,
-        sequence_length=12,
-        epochs=2,
-        tower_frozen_epochs=1,
-        tower_learning_rate_scale=0.5,
-    )
-    assert config.pretrained_towers == ("text_encoder",)
-    watch = _TextTowerAtEpochEnd()
-    run = train_retrieval(config, tmp_path / "run", callbacks=[watch], verbose=0)
-    start, after_frozen_epoch, after_second_epoch = watch.kernels
-    np.testing.assert_array_equal(after_frozen_epoch, start)
-    assert not np.allclose(after_second_epoch, start)
-    assert run.read_config()["tower_frozen_epochs"] == 1
 
 
 def test_a_fusion_model_started_from_a_captioner_fine_tunes_its_text_reader():

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from xmodal_keras.data.text_tokenizer import text_batch
+from xmodal_keras.data.text_tokenizer import read_tokenizer_files, text_batch
 
 START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
@@ -138,29 +138,10 @@ class ClipTextTokenizer:
         cls, vocabulary_path: str | os.PathLike, settings_path: str | os.PathLike
     ) -> "ClipTextTokenizer":
         """The tokenizer `save_vocabulary` and `save_settings` wrote."""
-        with open(vocabulary_path, encoding="utf-8", newline="") as file:
-            vocabulary = file.read().split("\n")
-        if vocabulary and vocabulary[-1] == "":
-            vocabulary.pop()
-        try:
-            with open(settings_path, encoding="utf-8") as file:
-                settings = json.load(file)
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(
-                f"Cannot read the tokenizer settings {os.fspath(settings_path)!r}: {error}"
-            ) from error
+        vocabulary, settings = read_tokenizer_files(vocabulary_path, settings_path)
         if not isinstance(settings, dict) or settings.get("kind") != KIND:
             raise ValueError(
                 f"{os.fspath(settings_path)!r} must be a JSON object with kind {KIND!r}, "
                 f"'sequence_length' and 'merges'. Received: {settings!r:.200}"
             )
         return cls(vocabulary, settings.get("merges", []), settings.get("sequence_length"))
-
-
-def is_clip_tokenizer_settings(path: str | os.PathLike) -> bool:
-    """Whether the `text_tokenizer.json` at `path` is a `ClipTextTokenizer`'s."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file).get("kind") == KIND
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return False

@@ -26,10 +26,12 @@ Example:
 """
 
 import collections
+import json
 import math
 import os
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -175,6 +177,26 @@ def _validate_vocabulary(vocabulary: Sequence[str]) -> list[str]:
             )
         seen.add(token)
     return vocabulary
+
+
+def read_tokenizer_files(
+    vocabulary_path: str | os.PathLike, settings_path: str | os.PathLike
+) -> tuple[list[str], Any]:
+    """The tokens (one a line, UTF-8) and the parsed JSON settings that a tokenizer's
+    `save_vocabulary` and `save_settings` wrote; a `ValueError` names a settings file that
+    cannot be read."""
+    with open(vocabulary_path, encoding="utf-8", newline="") as file:
+        vocabulary = file.read().split("\n")
+    if vocabulary and vocabulary[-1] == "":
+        vocabulary.pop()
+    try:
+        with open(settings_path, encoding="utf-8") as file:
+            settings = json.load(file)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"Cannot read the tokenizer settings {os.fspath(settings_path)!r}: {error}"
+        ) from error
+    return vocabulary, settings
 
 
 def text_batch(texts) -> tuple[tf.Tensor, bool]:

@@ -26,7 +26,7 @@ import tensorflow as tf
 from xmodal_keras.api_export import xmodal_export
 from xmodal_keras.data.clip_text_tokenizer import ClipTextTokenizer
 from xmodal_keras.data.core_wordpiece_tokenizer import CoreWordPieceTokenizer
-from xmodal_keras.data.text_tokenizer import CaptionTokenizer, text_batch
+from xmodal_keras.data.text_tokenizer import CaptionTokenizer, read_tokenizer_files, text_batch
 
 WORDPIECE_SETTINGS = (
     "lowercase",
@@ -207,17 +207,7 @@ class WordPieceTextTokenizer(keras.layers.Layer):
         cls, vocabulary_path: str | os.PathLike, settings_path: str | os.PathLike
     ) -> "WordPieceTextTokenizer":
         """The tokenizer `save_vocabulary` and `save_settings` wrote."""
-        with open(vocabulary_path, encoding="utf-8", newline="") as file:
-            vocabulary = file.read().split("\n")
-        if vocabulary and vocabulary[-1] == "":
-            vocabulary.pop()
-        try:
-            with open(settings_path, encoding="utf-8") as file:
-                settings = json.load(file)
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(
-                f"Cannot read the tokenizer settings {os.fspath(settings_path)!r}: {error}"
-            ) from error
+        vocabulary, settings = read_tokenizer_files(vocabulary_path, settings_path)
         expected = {"sequence_length", *WORDPIECE_SETTINGS, *PACKING_TOKENS}
         if not isinstance(settings, dict) or set(settings) != expected:
             raise ValueError(

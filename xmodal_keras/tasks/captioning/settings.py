@@ -9,25 +9,14 @@ Example:
 """
 
 import dataclasses
-import os
 from collections.abc import Iterable
 
-from xmodal_keras.argument_checks import check_positive_int
-from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.data.text_tokenizer import caption_sequence_length
 from xmodal_keras.encoders.keras_hub_presets import absolute_preset
-from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.runs.settings_flags import setting
-from xmodal_keras.training.distribute import STRATEGY_HELP, STRATEGY_NAMES
-from xmodal_keras.training.precision import (
-    JIT_COMPILE_HELP,
-    PRECISION_HELP,
-    PRECISIONS,
-    check_precision,
-    resolve_precision,
-)
+from xmodal_keras.training import training_settings as common
+from xmodal_keras.training.precision import resolve_precision
 from xmodal_keras.training.tower_fine_tuning import (
-    check_tower_fine_tuning,
     pretrained_towers,
     tower_frozen_epochs_setting,
     tower_learning_rate_scale_setting,
@@ -53,7 +42,7 @@ RESUMABLE_FIELDS = frozenset(
 
 
 @dataclasses.dataclass(frozen=True)
-class CaptionerTrainConfig(RunSettings):
+class CaptionerTrainConfig(common.TrainingSettings):
     """Run settings of a captioner training (written to the run directory as `config.json`).
 
     Attributes:
@@ -141,23 +130,19 @@ class CaptionerTrainConfig(RunSettings):
     weights: str | None = setting(
         None, "encoder weights: imagenet or a weights file (default: none)"
     )
-    trainable_blocks: int | None = setting(
-        None, "encoder blocks to fine-tune (default: all, or none with --weights)"
-    )
+    trainable_blocks: int | None = common.trainable_blocks_setting()
     encoder_hidden_dim: int | None = setting(
         None, "last-stage channels of residual_cnn / small_cnn (default: 128 / 64)"
     )
-    encoder_num_layers: int | None = setting(
-        None, "stride-2 stages of residual_cnn / small_cnn (default: 3)"
-    )
+    encoder_num_layers: int | None = common.encoder_num_layers_setting()
     image_size: int = setting(64, "square image side the model reads")
     sequence_length: int | None = setting(
         None,
         "decoder length, caption tokens + 1 (default: 22 for shapes, else the length that "
         "holds 99%% of the train captions whole)",
     )
-    min_count: int = setting(1, "keep words seen at least this often in train captions")
-    max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
+    min_count: int = common.min_count_setting("captions")
+    max_vocabulary_size: int | None = common.max_vocabulary_size_setting()
     embedding_dim: int = setting(256, "GRU / LSTM word embedding size")
     hidden_dim: int = setting(256, "decoder width")
     intermediate_dim: int | None = setting(
@@ -181,50 +166,28 @@ class CaptionerTrainConfig(RunSettings):
     label_smoothing: float = setting(0.1, "label smoothing of the caption loss")
     weight_decay: float = setting(1e-4, "AdamW weight decay")
     scale_learning_rate: bool = setting(False, "multiply --learning-rate by the number of replicas")
-    seed: int = setting(0, "random seed: weights, shuffling, dropout")
-    strategy: str = setting("auto", STRATEGY_HELP, choices=STRATEGY_NAMES)
-    precision: str = setting("auto", PRECISION_HELP, choices=PRECISIONS)
-    jit_compile: bool = setting(False, JIT_COMPILE_HELP)
+    seed: int = common.seed_setting()
+    strategy: str = common.strategy_setting()
+    precision: str = common.precision_setting()
+    jit_compile: bool = common.jit_compile_setting()
     val_metrics_every: int = setting(1, "val BLEU-4 / CIDEr every N epochs, 0 = off")
     val_metrics_images: int = setting(100, "val images those metrics caption")
-    shapes_num_images: int = setting(5000, "--data shapes: images to generate")
-    shapes_image_size: int = setting(64, "--data shapes: generated image side")
-    shapes_seed: int = setting(0, "--data shapes: generator seed")
-    allow_outside_root: bool = setting(False, ALLOW_OUTSIDE_ROOT_HELP)
+    shapes_num_images: int = common.shapes_num_images_setting(SHAPES, 5000)
+    shapes_image_size: int = common.shapes_image_size_setting(SHAPES)
+    shapes_seed: int = common.shapes_seed_setting(SHAPES)
+    allow_outside_root: bool = common.allow_outside_root_setting()
 
     def __post_init__(self):
-        if not isinstance(self.data, str):
-            object.__setattr__(self, "data", tuple(os.fspath(p) for p in self.data))
-            if not self.data:
-                raise ValueError("`data` must name at least one dataset. Received: data=()")
         if self.decoder not in DECODERS:
             raise ValueError(f"`decoder` must be one of {DECODERS}. Received: {self.decoder=!r}")
-        if self.strategy not in STRATEGY_NAMES:
-            raise ValueError(
-                f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
-            )
-        check_precision(self.precision)
-        for name in ("epochs", "batch_size", "image_size", "hidden_dim", "num_layers"):
-            check_positive_int(name, getattr(self, name))
-        if self.sequence_length is not None and (
-            not isinstance(self.sequence_length, int) or self.sequence_length < 2
-        ):
-            raise ValueError(
-                "`sequence_length` must be an int >= 2 or None. "
-                f"Received: sequence_length={self.sequence_length!r}"
-            )
+        self.check_training(
+            positive_ints=("epochs", "batch_size", "image_size", "hidden_dim", "num_layers"),
+            min_sequence_length=2,
+        )
         if not isinstance(self.val_metrics_every, int) or self.val_metrics_every < 0:
             raise ValueError(
                 f"`val_metrics_every` must be an int >= 0. Received: {self.val_metrics_every=!r}"
             )
-        if not 0 < self.learning_rate:
-            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
-        check_tower_fine_tuning(
-            self.tower_learning_rate_scale,
-            self.tower_frozen_epochs,
-            epochs=self.epochs,
-            pretrained_towers=self.pretrained_towers,
-        )
 
     @property
     def pretrained_towers(self) -> tuple[str, ...]:
@@ -250,17 +213,11 @@ class CaptionerTrainConfig(RunSettings):
             sequence_length = caption_sequence_length(train_captions)
         elif sequence_length is None:
             sequence_length = DEFAULT_SEQUENCE_LENGTH
-        data = self.data
-        precision = resolve_precision(self.precision)
-        if isinstance(data, str) and not self.is_shapes:
-            data = os.path.abspath(data)
-        elif not isinstance(data, str):
-            data = tuple(os.path.abspath(p) for p in data)
         return dataclasses.replace(
             self,
             sequence_length=sequence_length,
-            data=data,
-            precision=precision,
+            data=self.absolute_data(SHAPES),
+            precision=resolve_precision(self.precision),
             encoder=absolute_preset(self.encoder),
         )
 

@@ -8,25 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from xmodal_keras.argument_checks import check_positive_int
-from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.encoders.keras_hub_presets import absolute_preset, is_keras_hub_preset
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_settings
 from xmodal_keras.models.fusion_classifier import CLASSIFIER_FUSIONS, MODALITIES
 from xmodal_keras.runs.run_directory import MODEL_FILE, RunDirectory, run_kind
-from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.runs.settings_flags import setting
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 from xmodal_keras.tasks.retrieval.settings import RetrievalTrainConfig
-from xmodal_keras.training.distribute import STRATEGY_HELP, STRATEGY_NAMES
-from xmodal_keras.training.precision import (
-    JIT_COMPILE_HELP,
-    PRECISION_HELP,
-    PRECISIONS,
-    check_precision,
-    resolve_precision,
-)
+from xmodal_keras.training import training_settings as common
+from xmodal_keras.training.precision import resolve_precision
 from xmodal_keras.training.tower_fine_tuning import (
-    check_tower_fine_tuning,
     pretrained_towers,
     tower_frozen_epochs_setting,
     tower_learning_rate_scale_setting,
@@ -89,7 +80,7 @@ INIT_FROM_KINDS = ("retrieval", "captioner")
 
 
 @dataclasses.dataclass(frozen=True)
-class FusionTrainConfig(RunSettings):
+class FusionTrainConfig(common.TrainingSettings):
     """Run settings of a fusion-classifier training (written to the run as `config.json`).
 
     Attributes:
@@ -188,26 +179,19 @@ class FusionTrainConfig(RunSettings):
     weights: str | None = setting(
         None, "encoder weights: imagenet or a weights file (default: random init)"
     )
-    trainable_blocks: int | None = setting(
-        None, "encoder blocks to fine-tune (default: all, or none with --weights)"
-    )
+    trainable_blocks: int | None = common.trainable_blocks_setting()
     encoder_hidden_dim: int | None = setting(64, "last-stage channels of a from-scratch encoder")
-    encoder_num_layers: int | None = setting(
-        None, "stride-2 stages of a from-scratch encoder (default: 3)"
-    )
+    encoder_num_layers: int | None = common.encoder_num_layers_setting()
     image_size: int = setting(64, "square image side the image encoder reads")
     sequence_length: int | None = setting(
         None,
         "token ids the text encoder reads: <start>, words, <end> (default: 17 for "
         "shapes-verify, else 41)",
     )
-    min_count: int = setting(1, "keep words seen at least this often in train texts")
-    max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
+    min_count: int = common.min_count_setting("texts")
+    max_vocabulary_size: int | None = common.max_vocabulary_size_setting()
     text_encoder: str = setting("bigru", "text encoder: " + TEXT_ENCODER_HELP)
-    text_trainable_layers: int | None = setting(
-        None,
-        "keras_hub: text encoder: its last Transformer layers that train (default: all; 0: frozen)",
-    )
+    text_trainable_layers: int | None = common.text_trainable_layers_setting()
     embedding_dim: int = setting(64, "token embedding size")
     hidden_dim: int = setting(64, "text encoder width")
     num_layers: int = setting(1, "text encoder layers")
@@ -227,14 +211,14 @@ class FusionTrainConfig(RunSettings):
         "balanced: weight classes by inverse frequency (default: none)",
         choices=("balanced",),
     )
-    seed: int = setting(0, "random seed: weights, shuffling, dropout")
-    strategy: str = setting("auto", STRATEGY_HELP, choices=STRATEGY_NAMES)
-    precision: str = setting("auto", PRECISION_HELP, choices=PRECISIONS)
-    jit_compile: bool = setting(False, JIT_COMPILE_HELP)
+    seed: int = common.seed_setting()
+    strategy: str = common.strategy_setting()
+    precision: str = common.precision_setting()
+    jit_compile: bool = common.jit_compile_setting()
     baselines: bool = setting(False, "also train image-only and text-only models")
-    shapes_num_images: int = setting(2000, "--data shapes-verify: images to generate")
-    shapes_image_size: int = setting(64, "--data shapes-verify: generated image side")
-    shapes_seed: int = setting(0, "--data shapes-verify: generator seed")
+    shapes_num_images: int = common.shapes_num_images_setting(SHAPES_VERIFY, 2000)
+    shapes_image_size: int = common.shapes_image_size_setting(SHAPES_VERIFY)
+    shapes_seed: int = common.shapes_seed_setting(SHAPES_VERIFY)
     init_from: str | None = setting(
         None,
         "a finished run to start from, its vocabulary and encoder settings used: an `xmodal "
@@ -265,7 +249,7 @@ class FusionTrainConfig(RunSettings):
     audio_sample_rate: int = setting(16000, "sample rate every WAV file must have, in Hz")
     audio_num_mel_bins: int = setting(40, "audio encoder: mel bands of the log-mel spectrogram")
     audio_hidden_dim: int = setting(32, "audio encoder width")
-    allow_outside_root: bool = setting(False, ALLOW_OUTSIDE_ROOT_HELP)
+    allow_outside_root: bool = common.allow_outside_root_setting()
 
     def __post_init__(self):
         object.__setattr__(self, "data", os.fspath(self.data))
@@ -300,32 +284,15 @@ class FusionTrainConfig(RunSettings):
                 f"init_from. Received: modalities={self.modalities!r}, "
                 f"text_encoder={self.text_encoder!r}, init_from={self.init_from!r}"
             )
-        if self.strategy not in STRATEGY_NAMES:
-            raise ValueError(
-                f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
-            )
-        check_precision(self.precision)
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(
                 f"`class_weight` must be one of {CLASS_WEIGHTS}. "
                 f"Received: class_weight={self.class_weight!r}"
             )
-        for name in ("epochs", "batch_size", "image_size", "hidden_dim", "projection_dim"):
-            check_positive_int(name, getattr(self, name))
-        if self.sequence_length is not None and (
-            not isinstance(self.sequence_length, int) or self.sequence_length < 3
-        ):
-            raise ValueError(
-                "`sequence_length` (`<start>`, the words, `<end>`) must be an int >= 3 or None. "
-                f"Received: sequence_length={self.sequence_length!r}"
-            )
-        if not 0 < self.learning_rate:
-            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
-        check_tower_fine_tuning(
-            self.tower_learning_rate_scale,
-            self.tower_frozen_epochs,
-            epochs=self.epochs,
-            pretrained_towers=self.pretrained_towers,
+        self.check_training(
+            positive_ints=("epochs", "batch_size", "image_size", "hidden_dim", "projection_dim"),
+            min_sequence_length=3,
+            sequence_length_meaning=common.SEQUENCE_LENGTH_MEANING,
         )
         self._check_side_inputs()
 
@@ -429,7 +396,7 @@ class FusionTrainConfig(RunSettings):
         `init_from`, its path made absolute and the `INIT_FROM_FIELDS` (retrieval run) or
         `CAPTIONER_INIT_FROM_FIELDS` (captioner run) read from that run.
         """
-        data = self.data if self.is_shapes else os.path.abspath(self.data)
+        data = self.absolute_data(SHAPES_VERIFY)
         precision = resolve_precision(self.precision)
         text_encoder = absolute_preset(self.text_encoder)
         if self.init_from is not None:

@@ -1,26 +1,15 @@
 """`RetrievalTrainConfig`: the settings of a dual-encoder (retrieval) run, its `config.json`."""
 
 import dataclasses
-import os
 
-from xmodal_keras.argument_checks import check_positive_int
-from xmodal_keras.data.readers.common import ALLOW_OUTSIDE_ROOT_HELP
 from xmodal_keras.encoders.keras_hub_presets import absolute_preset, is_keras_hub_preset
 from xmodal_keras.encoders.text_encoder import TEXT_ENCODER_HELP, check_text_encoder_settings
 from xmodal_keras.models.dual_encoder import IMAGE_TOWER_NAME, TEXT_TOWER_NAME
-from xmodal_keras.runs.run_settings import RunSettings
 from xmodal_keras.runs.settings_flags import setting
 from xmodal_keras.tasks.captioning.settings import SHAPES
-from xmodal_keras.training.distribute import STRATEGY_HELP, STRATEGY_NAMES
-from xmodal_keras.training.precision import (
-    JIT_COMPILE_HELP,
-    PRECISION_HELP,
-    PRECISIONS,
-    check_precision,
-    resolve_precision,
-)
+from xmodal_keras.training import training_settings as common
+from xmodal_keras.training.precision import resolve_precision
 from xmodal_keras.training.tower_fine_tuning import (
-    check_tower_fine_tuning,
     pretrained_towers,
     tower_frozen_epochs_setting,
     tower_learning_rate_scale_setting,
@@ -45,7 +34,7 @@ RESUMABLE_FIELDS = frozenset(
 
 
 @dataclasses.dataclass(frozen=True)
-class RetrievalTrainConfig(RunSettings):
+class RetrievalTrainConfig(common.TrainingSettings):
     """Run settings of a dual-encoder training (written to the run as `config.json`).
 
     Attributes:
@@ -112,13 +101,9 @@ class RetrievalTrainConfig(RunSettings):
     weights: str | None = setting(
         None, "backbone weights: imagenet or a weights file (default: random init)"
     )
-    trainable_blocks: int | None = setting(
-        None, "backbone blocks to fine-tune (default: all, or none with --weights)"
-    )
+    trainable_blocks: int | None = common.trainable_blocks_setting()
     encoder_hidden_dim: int | None = setting(64, "last-stage channels of a from-scratch encoder")
-    encoder_num_layers: int | None = setting(
-        None, "stride-2 stages of a from-scratch encoder (default: 3)"
-    )
+    encoder_num_layers: int | None = common.encoder_num_layers_setting()
     image_size: int | None = setting(
         None, "square image side the image tower reads (default: 64, or the --from preset's)"
     )
@@ -127,13 +112,10 @@ class RetrievalTrainConfig(RunSettings):
         "token ids the text tower reads: <start>, words, <end> (default: 23 for shapes, else "
         "21; 77 with --from)",
     )
-    min_count: int = setting(1, "keep words seen at least this often in train captions")
-    max_vocabulary_size: int | None = setting(None, "cap the vocabulary (default: no cap)")
+    min_count: int = common.min_count_setting("captions")
+    max_vocabulary_size: int | None = common.max_vocabulary_size_setting()
     text_encoder: str = setting("bigru", "text tower: " + TEXT_ENCODER_HELP)
-    text_trainable_layers: int | None = setting(
-        None,
-        "keras_hub: text tower: its last Transformer layers that train (default: all; 0: frozen)",
-    )
+    text_trainable_layers: int | None = common.text_trainable_layers_setting()
     embedding_dim: int = setting(128, "text tower token embedding size")
     hidden_dim: int = setting(128, "text tower width")
     num_layers: int = setting(1, "text tower layers")
@@ -155,63 +137,41 @@ class RetrievalTrainConfig(RunSettings):
         None, "linear warm-up steps (default: 5%% of the train steps)"
     )
     weight_decay: float = setting(1e-4, "AdamW weight decay")
-    seed: int = setting(0, "random seed: weights, shuffling, dropout")
-    strategy: str = setting("auto", STRATEGY_HELP, choices=STRATEGY_NAMES)
-    precision: str = setting("auto", PRECISION_HELP, choices=PRECISIONS)
-    jit_compile: bool = setting(False, JIT_COMPILE_HELP)
+    seed: int = common.seed_setting()
+    strategy: str = common.strategy_setting()
+    precision: str = common.precision_setting()
+    jit_compile: bool = common.jit_compile_setting()
     index_split: str = setting(
         "test",
         "split embedded into the run's index for `xmodal retrieve`",
         choices=(*SPLITS, "all"),
     )
-    shapes_num_images: int = setting(5000, "--data shapes: images to generate")
-    shapes_image_size: int = setting(64, "--data shapes: generated image side")
-    shapes_seed: int = setting(0, "--data shapes: generator seed")
-    allow_outside_root: bool = setting(False, ALLOW_OUTSIDE_ROOT_HELP)
+    shapes_num_images: int = common.shapes_num_images_setting(SHAPES, 5000)
+    shapes_image_size: int = common.shapes_image_size_setting(SHAPES)
+    shapes_seed: int = common.shapes_seed_setting(SHAPES)
+    allow_outside_root: bool = common.allow_outside_root_setting()
 
     def __post_init__(self):
-        if not isinstance(self.data, str):
-            object.__setattr__(self, "data", tuple(os.fspath(p) for p in self.data))
-            if not self.data:
-                raise ValueError("`data` must name at least one dataset. Received: data=()")
         check_text_encoder_settings(self.text_encoder, self.text_trainable_layers)
-        if self.strategy not in STRATEGY_NAMES:
-            raise ValueError(
-                f"`strategy` must be one of {STRATEGY_NAMES}. Received: {self.strategy=!r}"
-            )
-        check_precision(self.precision)
         if self.index_split not in (*SPLITS, "all"):
             raise ValueError(
                 f"`index_split` must be one of {(*SPLITS, 'all')}. "
                 f"Received: index_split={self.index_split!r}"
             )
         self._check_from_preset()
-        for name in ("batch_size", "hidden_dim", "projection_dim"):
-            check_positive_int(name, getattr(self, name))
-        if self.image_size is not None:
-            check_positive_int("image_size", self.image_size)
-        if not (self.from_preset is not None and self.epochs == 0):
-            check_positive_int("epochs", self.epochs)
+        zero_shot = self.from_preset is not None and self.epochs == 0
+        self.check_training(
+            positive_ints=("batch_size", "hidden_dim", "projection_dim")
+            + ("image_size",) * (self.image_size is not None)
+            + ("epochs",) * (not zero_shot),
+            min_sequence_length=3,
+            sequence_length_meaning=common.SEQUENCE_LENGTH_MEANING,
+        )
         if self.batch_size < 2:
             raise ValueError(
                 "`batch_size` must be >= 2 (the other pairs of a batch are the negatives). "
                 f"Received: batch_size={self.batch_size}"
             )
-        if self.sequence_length is not None and (
-            not isinstance(self.sequence_length, int) or self.sequence_length < 3
-        ):
-            raise ValueError(
-                "`sequence_length` (`<start>`, the words, `<end>`) must be an int >= 3 or None. "
-                f"Received: sequence_length={self.sequence_length!r}"
-            )
-        if not 0 < self.learning_rate:
-            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate=!r}")
-        check_tower_fine_tuning(
-            self.tower_learning_rate_scale,
-            self.tower_frozen_epochs,
-            epochs=self.epochs,
-            pretrained_towers=self.pretrained_towers,
-        )
 
     def _check_from_preset(self) -> None:
         if self.from_preset is None:
@@ -251,15 +211,10 @@ class RetrievalTrainConfig(RunSettings):
         sequence_length = self.sequence_length or (
             77 if self.from_preset else 23 if self.is_shapes else 21
         )
-        data = self.data
-        if isinstance(data, str) and not self.is_shapes:
-            data = os.path.abspath(data)
-        elif not isinstance(data, str):
-            data = tuple(os.path.abspath(p) for p in data)
         return dataclasses.replace(
             self,
             sequence_length=sequence_length,
-            data=data,
+            data=self.absolute_data(SHAPES),
             precision=resolve_precision(self.precision),
             text_encoder=absolute_preset(self.text_encoder),
             encoder=absolute_preset(self.encoder),

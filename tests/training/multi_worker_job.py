@@ -1,6 +1,10 @@
 """One worker of the two-worker tests in test_multi_worker.py (run with TF_CONFIG set).
 
-python multi_worker_job.py KIND DATA OUT WEIGHTS.npz    (KIND: captioner, retrieval, fusion)
+python multi_worker_job.py KINDS DATA OUT WEIGHTS_DIR INDEX
+
+Trains each of the comma-separated KINDS (captioner, retrieval, fusion) in turn into
+OUT/KIND, under the process's one MultiWorkerMirroredStrategy, and writes this worker's
+trained weights to WEIGHTS_DIR/KIND_INDEX.npz. Before each it prints `== KIND`.
 """
 
 import os
@@ -44,8 +48,7 @@ class SaveWeights(keras.callbacks.Callback):
         np.savez(self.path, *[np.asarray(w) for w in self.model.get_weights()])
 
 
-if __name__ == "__main__":
-    kind, data, out, weights = sys.argv[1:5]
+def train(kind: str, data: str, out: str, weights: str) -> None:
     save = [SaveWeights(weights)]
     if kind == "captioner":
         config = tiny_config(data, strategy="multi_worker", epochs=2, batch_size=40)
@@ -55,3 +58,10 @@ if __name__ == "__main__":
     else:
         config = FusionTrainConfig(data=data, baselines=False, **TOWERS)
         train_fusion(config, out, callbacks=save, verbose=2)
+
+
+if __name__ == "__main__":
+    kinds, data, out, weights_dir, index = sys.argv[1:6]
+    for kind in kinds.split(","):
+        print(f"== {kind}", flush=True)
+        train(kind, data, os.path.join(out, kind), os.path.join(weights_dir, f"{kind}_{index}.npz"))

@@ -16,6 +16,7 @@ WorkerInfo(task_type=None, task_id=0, is_chief=True)
 """
 
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -88,13 +89,23 @@ def _tpu_strategy(address: str) -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
+@functools.cache
+def _multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The process's one `MultiWorkerMirroredStrategy`: its collective ops are configured
+    once per process, and a second instance breaks the first's (the next all-reduce
+    aborts), so every training in the process (several runs, a fusion run's baselines)
+    shares this one."""
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """Returns a `tf.distribute.Strategy` by name.
 
     Build and compile the model inside `with strategy.scope():`; `model.fit` then runs
     unchanged on one CPU, one GPU, several GPUs, several machines or a TPU (wrap `fit` in
     `fit_under(model, strategy)` for several machines). Create the strategy at the start
-    of the program: `MultiWorkerMirroredStrategy` must exist before other TF ops run.
+    of the program: `MultiWorkerMirroredStrategy` must exist before other TF ops run, and
+    every `"multi_worker"` call in a process returns that one instance.
 
     Args:
         name: `"auto"` (a `TF_CONFIG` with several workers: `MultiWorkerMirroredStrategy`;
@@ -134,7 +145,7 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
         else:
             name = "default"
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "tpu":

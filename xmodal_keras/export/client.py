@@ -25,14 +25,14 @@ import http.client
 import json
 import os
 import pathlib
-import socket
 import sys
 import time
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import numpy as np
+
+from xmodal_keras.export.rest_post import http_error_message, post_json
 
 CAPTION_SIGNATURES = ("serving_default", "caption_beam", "caption_pixels")
 EMBED_SIGNATURE = "embed_image"
@@ -301,11 +301,11 @@ class ServingClient:
         instances = [{name: _json_value(inputs[name][i]) for name in names} for i in range(count)]
         body = json.dumps({"signature_name": signature, "instances": instances}).encode()
         try:
-            status, payload = _post(self.predict_url, body, timeout)
+            status, payload = post_json(self.predict_url, body, timeout)
         except (OSError, http.client.HTTPException) as error:  # TimeoutError is an OSError
             raise self._error(signature, None, _connection_message(error, self)) from None
         if status >= 400:
-            raise self._error(signature, status, _http_error_message(payload, status))
+            raise self._error(signature, status, http_error_message(payload, status))
         try:
             predictions = json.loads(payload)["predictions"]
         except (ValueError, KeyError, TypeError):
@@ -417,69 +417,6 @@ def _from_json(value):
 
 def _text(value) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _http_error_message(payload: bytes, status: int) -> str:
-    try:
-        return str(json.loads(payload)["error"])
-    except (ValueError, KeyError, TypeError):
-        text = payload.decode("utf-8", errors="replace").strip()
-        return text[:500] or http.client.responses.get(status, f"HTTP {status}")
-
-
-class _DeadlineSocket(socket.socket):
-    """A socket whose every send and receive waits only for what is left of `deadline`
-    (a `time.monotonic()` value), so a server dripping bytes cannot hold it longer."""
-
-    deadline = 0.0
-
-    def _arm(self) -> None:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("timed out")
-        self.settimeout(left)
-
-    def recv_into(self, *args, **kwargs):
-        self._arm()
-        return super().recv_into(*args, **kwargs)
-
-    def recv(self, *args, **kwargs):
-        self._arm()
-        return super().recv(*args, **kwargs)
-
-    def sendall(self, *args, **kwargs):
-        self._arm()
-        return super().sendall(*args, **kwargs)
-
-
-class _DeadlineConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, deadline: float):
-        super().__init__(host, port, timeout=max(deadline - time.monotonic(), 0.001))
-        self.deadline = deadline
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = _DeadlineSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        self.sock.deadline = self.deadline
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _post(url: str, body: bytes, timeout: float) -> tuple[int, bytes]:
-    """(HTTP status, reply body) of a JSON POST; `TimeoutError` when connecting, sending
-    and reading all of the reply take longer than `timeout` seconds together."""
-    parts = urllib.parse.urlsplit(url)
-    connection = _DeadlineConnection(parts.hostname, parts.port, time.monotonic() + timeout)
-    try:
-        connection.request(
-            "POST",
-            parts.path,
-            body=body,
-            headers={"Content-Type": "application/json", "Connection": "close"},
-        )
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 def _connection_message(reason, client: ServingClient) -> str:

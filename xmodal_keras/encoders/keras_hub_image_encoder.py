@@ -22,6 +22,7 @@ import keras
 import keras_hub
 
 from xmodal_keras.api_export import xmodal_export
+from xmodal_keras.encoders.backbone_layer import BackboneLayer
 from xmodal_keras.encoders.keras_hub_presets import KERAS_HUB_PREFIX
 from xmodal_keras.layers.scale_offset import ScaleOffset
 
@@ -158,7 +159,7 @@ def _load_backbone(preset: str, image_shape: tuple[int, int, int]) -> keras.Mode
 
 
 @xmodal_export
-class PresetImageBackbone(keras.layers.Layer):
+class PresetImageBackbone(BackboneLayer):
     """A KerasHub image backbone read as `images -> feature map or tokens`.
 
     It keeps which blocks train (`trainable_blocks`) in its config: a KerasHub backbone
@@ -172,11 +173,11 @@ class PresetImageBackbone(keras.layers.Layer):
         **kwargs: forwarded to `keras.layers.Layer`.
     """
 
+    freeze_argument = "trainable_blocks"
+
     def __init__(self, backbone, trainable_blocks: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(backbone, dict):
-            backbone = keras.saving.deserialize_keras_object(backbone)
-        self.backbone = backbone
+        super().__init__(backbone, **kwargs)
+        backbone = self.backbone
         self.trainable_blocks = trainable_blocks
         _freeze_all_but_last_blocks(backbone, trainable_blocks)
 
@@ -193,16 +194,6 @@ class PresetImageBackbone(keras.layers.Layer):
         if isinstance(backbone_input, dict):
             return {next(iter(backbone_input)): images}
         return images
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "backbone": keras.saving.serialize_keras_object(self.backbone),
-                "trainable_blocks": self.trainable_blocks,
-            }
-        )
-        return config
 
 
 def converter_scale_offset(preset: str):

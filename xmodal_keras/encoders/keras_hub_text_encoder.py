@@ -30,6 +30,7 @@ import keras_hub
 from keras import ops
 
 from xmodal_keras.api_export import xmodal_export
+from xmodal_keras.encoders.backbone_layer import BackboneLayer
 from xmodal_keras.encoders.keras_hub_presets import keras_hub_preset
 from xmodal_keras.layers.padding_mask import PaddingMask
 
@@ -108,7 +109,7 @@ def build_keras_hub_text_encoder(
 
 
 @xmodal_export
-class PresetTextBackbone(keras.layers.Layer):
+class PresetTextBackbone(BackboneLayer):
     """A KerasHub text backbone read as `(token_ids, padding_mask) -> sequence output`.
 
     It keeps which of the backbone's layers train (`trainable_layers`, and the layers the
@@ -122,11 +123,11 @@ class PresetTextBackbone(keras.layers.Layer):
         **kwargs: forwarded to `keras.layers.Layer`.
     """
 
+    freeze_argument = "trainable_layers"
+
     def __init__(self, backbone, trainable_layers: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(backbone, dict):
-            backbone = keras.saving.deserialize_keras_object(backbone)
-        self.backbone = backbone
+        super().__init__(backbone, **kwargs)
+        backbone = self.backbone
         self.trainable_layers = trainable_layers
         freeze_all_but_last_layers(backbone, trainable_layers)
         freeze_layers_off_the_sequence(backbone)
@@ -137,16 +138,6 @@ class PresetTextBackbone(keras.layers.Layer):
             inputs["segment_ids"] = ops.zeros_like(token_ids)
         outputs = self.backbone(inputs)
         return outputs["sequence_output"] if isinstance(outputs, dict) else outputs
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "backbone": keras.saving.serialize_keras_object(self.backbone),
-                "trainable_layers": self.trainable_layers,
-            }
-        )
-        return config
 
 
 def freeze_layers_off_the_sequence(backbone: keras.Model) -> None:

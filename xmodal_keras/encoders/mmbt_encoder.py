@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from xmodal_keras.api_export import xmodal_export
+from xmodal_keras.encoders.backbone_layer import BackboneLayer
 from xmodal_keras.encoders.keras_hub_text_encoder import freeze_all_but_last_layers
 
 _NEEDED = (
@@ -36,7 +37,7 @@ _NEEDED = (
 
 
 @xmodal_export
-class MMBTEncoder(keras.layers.Layer):
+class MMBTEncoder(BackboneLayer):
     """`(token_ids [B, S], image_tokens [B, R, hidden])` -> `{"sequence", "pooled"}`.
 
     `token_ids` are a `WordPieceTextTokenizer`'s (`[CLS]` first, 0 = padding);
@@ -58,17 +59,17 @@ class MMBTEncoder(keras.layers.Layer):
     ((1, 6, 4), (1, 4))
     """
 
+    freeze_argument = "trainable_layers"
+
     def __init__(self, backbone, trainable_layers: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(backbone, dict):
-            backbone = keras.saving.deserialize_keras_object(backbone)
+        super().__init__(backbone, **kwargs)
+        backbone = self.backbone
         missing = [name for name in _NEEDED if not hasattr(backbone, name)]
         if missing:
             raise ValueError(
                 f"MMBT reads a BERT-style backbone (token, position and segment embeddings, "
                 f"a pooler); {type(backbone).__name__} has no {missing[0]!r}."
             )
-        self.backbone = backbone
         self.trainable_layers = trainable_layers
         freeze_all_but_last_layers(backbone, trainable_layers)
 
@@ -115,13 +116,3 @@ class MMBTEncoder(keras.layers.Layer):
             "sequence": keras.KerasTensor((token_ids.shape[0], length, hidden), dtype=dtype),
             "pooled": keras.KerasTensor((token_ids.shape[0], hidden), dtype=dtype),
         }
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "backbone": keras.saving.serialize_keras_object(self.backbone),
-                "trainable_layers": self.trainable_layers,
-            }
-        )
-        return config

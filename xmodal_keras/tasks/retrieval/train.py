@@ -31,12 +31,16 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import keras
+import pandas as pd
+import tensorflow as tf
 
 from xmodal_keras.data.image_files import preflight_images
 from xmodal_keras.data.retrieval_dataset import make_retrieval_dataset
 from xmodal_keras.data.sharding import shard_by
+from xmodal_keras.data.wordpiece_text_tokenizer import TextTokenizer
 from xmodal_keras.encoders.cnn_image_encoder import FROM_SCRATCH_ENCODERS
 from xmodal_keras.evaluation.retrieval_index import build_retrieval_index
 from xmodal_keras.models.clip_dual_encoder import build_dual_encoder_from_clip, clip_image_size
@@ -156,38 +160,7 @@ def train_retrieval(
         f"precision {config.precision}" + (", XLA" if config.jit_compile else ""),
         flush=True,
     )
-    # drop_remainder: a last batch of one pair has no negatives.
-    train_data = make_retrieval_dataset(
-        train,
-        tokenizer,
-        image_size=image_size,
-        batch_size=config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        cache=True,
-        repeat=True,
-        drop_remainder=True,
-        check_images="none",  # checked above
-    )
-    train_data = shard_by(train_data, "data")
     steps_per_epoch = max(1, len(train) // config.batch_size)
-    fit_val = {}
-    if not val.empty:
-        fit_val["validation_data"] = shard_by(
-            make_retrieval_dataset(
-                val,
-                tokenizer,
-                image_size=image_size,
-                batch_size=config.batch_size,
-                shuffle=False,
-                cache=True,
-                repeat=True,
-                check_images="none",
-            ),
-            "data",
-        )
-        fit_val["validation_steps"] = math.ceil(len(val) / config.batch_size)
-
     with strategy.scope():
         model = build_dual_encoder_from_config(config, tokenizer.vocabulary_size)
         if config.epochs:
@@ -201,6 +174,7 @@ def train_retrieval(
                 towers=TowerFineTuning.from_settings(config, steps_per_epoch),
             )
     if config.epochs:
+        train_data, fit_val = _fit_data(train, val, tokenizer, config)
         epochs_run = fit_run(
             model,
             run,
@@ -237,3 +211,44 @@ def train_retrieval(
         flush=True,
     )
     return run
+
+
+def _fit_data(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    tokenizer: TextTokenizer,
+    config: RetrievalTrainConfig,
+) -> tuple[tf.data.Dataset, dict[str, Any]]:
+    """The repeated, cached, sharded train pipeline and `fit`'s validation arguments (a
+    zero-shot run makes neither: its tokenizer may tokenise in Python, caption by caption)."""
+    image_size = (config.image_size, config.image_size)
+    # drop_remainder: a last batch of one pair has no negatives.
+    train_data = make_retrieval_dataset(
+        train,
+        tokenizer,
+        image_size=image_size,
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        cache=True,
+        repeat=True,
+        drop_remainder=True,
+        check_images="none",  # checked by preflight_images
+    )
+    fit_val = {}
+    if not val.empty:
+        fit_val["validation_data"] = shard_by(
+            make_retrieval_dataset(
+                val,
+                tokenizer,
+                image_size=image_size,
+                batch_size=config.batch_size,
+                shuffle=False,
+                cache=True,
+                repeat=True,
+                check_images="none",
+            ),
+            "data",
+        )
+        fit_val["validation_steps"] = math.ceil(len(val) / config.batch_size)
+    return shard_by(train_data, "data"), fit_val

@@ -159,11 +159,13 @@ class RetrievalTrainConfig(common.TrainingSettings):
                 f"Received: index_split={self.index_split!r}"
             )
         self._check_from_preset()
-        zero_shot = self.from_preset is not None and self.epochs == 0
+        positive_ints = ["batch_size", "hidden_dim", "projection_dim"]
+        if self.image_size is not None:  # None: the `from_preset` preset's
+            positive_ints.append("image_size")
+        if not (self.from_preset is not None and self.epochs == 0):  # 0: zero-shot
+            positive_ints.append("epochs")
         self.check_training(
-            positive_ints=("batch_size", "hidden_dim", "projection_dim")
-            + ("image_size",) * (self.image_size is not None)
-            + ("epochs",) * (not zero_shot),
+            positive_ints=positive_ints,
             min_sequence_length=3,
             sequence_length_meaning=common.SEQUENCE_LENGTH_MEANING,
         )

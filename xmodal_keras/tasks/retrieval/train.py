@@ -174,7 +174,7 @@ def train_retrieval(
                 towers=TowerFineTuning.from_settings(config, steps_per_epoch),
             )
     if config.epochs:
-        train_data, fit_val = _fit_data(train, val, tokenizer, config)
+        train_data, fit_val = _fit_data(train, val, tokenizer, config, image_size)
         epochs_run = fit_run(
             model,
             run,
@@ -218,10 +218,10 @@ def _fit_data(
     val: pd.DataFrame,
     tokenizer: TextTokenizer,
     config: RetrievalTrainConfig,
+    image_size: tuple[int, int],
 ) -> tuple[tf.data.Dataset, dict[str, Any]]:
     """The repeated, cached, sharded train pipeline and `fit`'s validation arguments (a
     zero-shot run makes neither: its tokenizer may tokenise in Python, caption by caption)."""
-    image_size = (config.image_size, config.image_size)
     # drop_remainder: a last batch of one pair has no negatives.
     train_data = make_retrieval_dataset(
         train,

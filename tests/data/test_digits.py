@@ -93,6 +93,27 @@ def test_dataset_reads_with_the_standard_readers(digits_root):
     assert (pairs.groupby("image_path")["label"].sum() == 1).all()  # one true, one false
 
 
+def test_read_digit_scenes_gives_the_scenes_the_captions_describe(digits_root, tmp_path):
+    scenes = digits.read_digit_scenes(digits_root)
+    frame = read_captions(digits_root, "flickr8k")
+    assert set(scenes) == {os.path.basename(p) for p in frame.image_path}
+    for image_path, captions in frame.groupby("image_path").caption:
+        scene = scenes[os.path.basename(image_path)]
+        for digit in scene.digits:
+            # every caption names each digit (its name) and, unless it names only the digits,
+            # its colour
+            assert all(digits.DIGIT_NAMES[digit.digit] in c for c in captions), captions
+        if scene.relation is not None:
+            phrases = digits.RELATION_PHRASES[scene.relation]
+            phrases += digits.RELATION_PHRASES[digits.INVERSE_RELATION[scene.relation]]
+            assert any(p in c for c in captions for p in phrases), captions
+    with pytest.raises(FileNotFoundError, match="digits.json"):
+        digits.read_digit_scenes(tmp_path)
+    (tmp_path / "digits.json").write_text('{"generator": "xmodal_keras.data.shapes"}')
+    with pytest.raises(ValueError, match="field 'generator'"):
+        digits.read_digit_scenes(tmp_path)
+
+
 def test_generation_is_deterministic_and_atomic(digits_root, tmp_path):
     again = digits.generate_digits_scenes(tmp_path / "again", num_images=48, image_size=32)
     for name in ("Flickr8k.token.txt", "test.jsonl", "Images/digits_00007.png"):

@@ -367,22 +367,56 @@ def _dataset_info(num_images: int, image_size: int, seed: int) -> dict:
     return dataset_info(GENERATOR_NAME, FORMAT_VERSION, num_images, image_size, seed)
 
 
-def _write_dataset(root: pathlib.Path, num_images: int, image_size: int, seed: int) -> None:
+def _scenes(num_images: int, seed: int):
+    """`(split, scene, pixel_rng, caption_rng, statement_rng)` of every image, in order."""
     source = digit_source(seed)
-    images_dir = root / IMAGES_DIR
-    images_dir.mkdir()
     width = max(5, len(str(num_images - 1)))
     splits = split_assignment(num_images, seed)
-    token_lines: list[str] = []
-    split_images: dict[str, list[str]] = {split: [] for split in SPLITS}
-    fusion_lines: dict[str, list[str]] = {split: [] for split in SPLITS}
     for index in range(num_images):
-        stem = f"digits_{index:0{width}d}"
-        file_name = f"{stem}.png"
+        file_name = f"digits_{index:0{width}d}.png"
         split = splits[index]
         children = np.random.SeedSequence([seed, 0, index]).spawn(4)
         scene_rng, pixel_rng, caption_rng, statement_rng = map(np.random.default_rng, children)
         scene = sample_digit_scene(scene_rng, source.pools[split], file_name, labels=source.labels)
+        yield split, scene, pixel_rng, caption_rng, statement_rng
+
+
+def read_digit_scenes(root: str | os.PathLike) -> dict[str, DigitScene]:
+    """The scenes of a digits dataset: image id (file name) -> `DigitScene`.
+
+    The dataset stores no scene file; its info file's `num_images` and `seed` draw the
+    same scenes again (the generator is deterministic). Raises `FileNotFoundError` when
+    `root` has no info file and `ValueError` when another generator wrote it.
+
+    Example:
+
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     scenes = read_digit_scenes(generate_digits_scenes(tmp, num_images=16, image_size=32))
+    >>> len(scenes), type(scenes["digits_00000.png"]).__name__
+    (16, 'DigitScene')
+    """
+    path = pathlib.Path(root) / INFO_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"No {INFO_FILE} in the digits dataset. Received: root={root!r}")
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if info.get("generator") != GENERATOR_NAME:
+        raise ValueError(
+            f"{path}: field 'generator': expected {GENERATOR_NAME!r}, got {info.get('generator')!r}"
+        )
+    num_images, _, seed = _check_params(info["num_images"], info["image_size"], info["seed"])
+    return {scene.image_id: scene for _, scene, *_ in _scenes(num_images, seed)}
+
+
+def _write_dataset(root: pathlib.Path, num_images: int, image_size: int, seed: int) -> None:
+    source = digit_source(seed)
+    images_dir = root / IMAGES_DIR
+    images_dir.mkdir()
+    token_lines: list[str] = []
+    split_images: dict[str, list[str]] = {split: [] for split in SPLITS}
+    fusion_lines: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for split, scene, pixel_rng, caption_rng, statement_rng in _scenes(num_images, seed):
+        file_name = scene.image_id
+        stem = file_name.removesuffix(".png")
         image = render_digit_scene(scene, source, image_size, pixel_rng)
         Image.fromarray(image).save(
             images_dir / file_name, format="PNG", compress_level=PNG_COMPRESS_LEVEL

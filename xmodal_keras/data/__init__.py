@@ -9,7 +9,12 @@ from xmodal_keras.data.datasets import (
     plan_caption_dataset,
     plan_pair_dataset,
 )
-from xmodal_keras.data.digits import digits_scenes_dir, generate_digits_scenes, load_digits_scenes
+from xmodal_keras.data.digits import (
+    digits_scenes_dir,
+    generate_digits_scenes,
+    load_digits_scenes,
+    read_digit_scenes,
+)
 from xmodal_keras.data.image_preprocessing import decode_image, find_bad_images, load_image
 from xmodal_keras.data.inspection import DatasetReport, format_report, inspect_dataset
 from xmodal_keras.data.readers import (
@@ -66,6 +71,7 @@ __all__ = [
     "read_caption_tfrecords",
     "read_captions",
     "read_coco_captions",
+    "read_digit_scenes",
     "read_flickr8k",
     "read_hateful_memes",
     "read_karpathy_json",

@@ -1,8 +1,9 @@
 """On-device captioning: LiteRT (TFLite) size, latency and parity vs the Keras generator.
 
 For each decoder (GRU, Transformer) of a trained run, exports `model.tflite` as float32
-("none"), "float16", "dynamic" (int8 weights) and "int8" (full-integer, calibrated on 64
-train images) and prints, in the same run on the same CPU and test images:
+("none"), "float16", "dynamic" (int8 weights), "int8" (full-integer, calibrated on 64
+train images) and "int16x8" (int16 activations) and prints, in the same run on the
+same CPU and test images:
 
 - file size (MB) and its share of the float32 file exported in the same run, then a
   table of where the bytes go (`tflite_size.size_breakdown`: weights by dtype,
@@ -14,7 +15,7 @@ train images) and prints, in the same run on the same CPU and test images:
 - the Keras `CaptionGenerator.generate` on one image (in-graph greedy in a
   `tf.function`, TensorFlow's default threads on the same cores);
 - parity: the share of images whose tokens equal the Keras greedy tokens, and BLEU-4
-  against the test references (int8 - float32 printed below the table).
+  against the test references (int8 / int16x8 - float32 printed below the table).
 
 Without `--run` it trains tiny models first (shapes data, 32x32, width 32; ~4 minutes in
 all on 2 CPU cores), so the figures show the mechanics, not a good captioner.
@@ -166,8 +167,9 @@ def benchmark_run(run: pathlib.Path, args: argparse.Namespace, out: pathlib.Path
     )
     for name, size, one, two, agreement, score in rows:
         print(f"{name:<32}{size:>16}{one:>14}{two:>14}{agreement:>17}{score:>8.4f}")
-    if "int8" in bleu and "none" in bleu:
-        print(f"BLEU-4 int8 - float32: {bleu['int8'] - bleu['none']:+.4f}")
+    for variant in ("int8", "int16x8"):
+        if variant in bleu and "none" in bleu:
+            print(f"BLEU-4 {variant} - float32: {bleu[variant] - bleu['none']:+.4f}")
     print_size_table(sizes)
 
 

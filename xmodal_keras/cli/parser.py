@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--quantize",
         default="none",
-        choices=("none", "float16", "dynamic", "int8"),
+        choices=("none", "float16", "dynamic", "int8", "int16x8"),
         help="tflite weights/activations (default: none = float32)",
     )
     export.add_argument(

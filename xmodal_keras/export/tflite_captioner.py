@@ -2,7 +2,7 @@
 interpreter (`ai_edge_litert`, the Python binding of the on-device runtime).
 
 It runs the `caption` signature (the greedy loop inside the model), which every variant
-(float32, float16, dynamic, int8) has; `caption_with_steps` drives `encode` +
+(float32, float16, dynamic, int8, int16x8) has; `caption_with_steps` drives `encode` +
 `decode_step` from Python instead, the reference of the loop an app writes (see
 `TFLITE.md`).
 """

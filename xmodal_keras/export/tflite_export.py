@@ -26,10 +26,12 @@ All three call the captioner's own `CaptionGenerator.encode / initial_state / st
 functions training and the Keras generator use, so they cannot drift.
 
 Quantization (`quantize=`): `"none"` (float32), `"float16"` (float16 weights),
-`"dynamic"` (int8 weights, float activations) and `"int8"` (full-integer: int8 weights and
+`"dynamic"` (int8 weights, float activations), `"int8"` (full-integer: int8 weights and
 activations calibrated on training images, float32 at every signature's inputs and
-outputs). Every variant has the same three signatures. TF 2.21's converter crashes
-calibrating the `WHILE` loop of `caption`, so `"int8"` converts to float32 and quantizes
+outputs) and `"int16x8"` (the same with int16 activations: LiteRT's 16x8 kernels, closer
+to float). Every variant has the same three signatures. TF 2.21's converter crashes
+calibrating the `WHILE` loop of `caption`, so both full-integer variants convert to
+float32 and quantize
 that file with `ai-edge-quantizer` (`tflite_int8.quantize_full_integer`), the loop's body
 taking the ranges of `decode_step`: the in-model loop gives the tokens an app's loop over
 `encode` + `decode_step` gives.
@@ -62,7 +64,9 @@ from xmodal_keras.export.tflite_int8 import LOOP_BODY_SUFFIX, quantize_full_inte
 from xmodal_keras.export.tflite_ops import list_tflite_ops, non_builtin_ops
 from xmodal_keras.export.tflite_size import size_breakdown
 
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8", "int16x8")
+# Full-integer variants (calibrated on images) -> their activation bits.
+ACTIVATION_BITS = {"int8": 8, "int16x8": 16}
 METADATA_FORMAT = "xmodal_keras.tflite_captioner"
 METADATA_VERSION = 1
 CAPTION_SIGNATURE = "caption"
@@ -237,7 +241,7 @@ def convert_captioner(
         generator: the `CaptionGenerator` of the trained model.
         quantize: one of `QUANTIZATIONS`. Defaults to `"none"`.
         representative_images: uint8 `[N, H, W, 3]` calibration images; required (and only
-            used) for `"int8"`.
+            used) for `"int8"` and `"int16x8"`.
 
     Returns:
         `(flatbuffer bytes, the module whose functions were converted)`.
@@ -247,8 +251,8 @@ def convert_captioner(
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}. Received: {quantize=!r}")
-    if quantize == "int8" and representative_images is None:
-        raise ValueError("`quantize='int8'` needs `representative_images`. Received: None")
+    if quantize in ACTIVATION_BITS and representative_images is None:
+        raise ValueError(f"`quantize={quantize!r}` needs `representative_images`. Received: None")
     module = CaptionerTFLiteModule(generator)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         module.concrete_functions(SIGNATURES), module
@@ -259,12 +263,13 @@ def convert_captioner(
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     flatbuffer = converter.convert()
-    if quantize == "int8":
+    if quantize in ACTIVATION_BITS:
         images = _check_images(representative_images, generator.image_shape)
         flatbuffer = quantize_full_integer(
             flatbuffer,
             calibration_samples(generator, module.state_names, images),
             shared_ranges=_SHARED_RANGES,
+            activation_bits=ACTIVATION_BITS[quantize],
         )
     extra = non_builtin_ops(flatbuffer)
     if extra:
@@ -359,11 +364,11 @@ def export_captioner_tflite(
             run directory is exported by `xmodal_keras.tasks.captioning.export`.
         out_dir: parent folder. Defaults to `"saved_models"`.
         name: folder name before `_tflite`. Defaults to the model's name.
-        quantize: `"none"`, `"float16"`, `"dynamic"` or `"int8"`. Defaults to `"none"`.
+        quantize: one of `QUANTIZATIONS`. Defaults to `"none"`.
         tokenizer: the model's `CaptionTokenizer` (only with a `keras.Model` source).
         max_length: most tokens per caption. Defaults to the model's `sequence_length`.
         representative_images: int8 calibration images (uint8 `[N, H, W, 3]` or image
-            paths); required with `quantize="int8"`.
+            paths); required with `quantize="int8"` or `"int16x8"`.
         source_path: where the model came from (a run directory), for `metadata.json`.
 
     Returns:
@@ -389,10 +394,10 @@ def export_captioner_tflite(
     generator = _generator_of(source, tokenizer, max_length)
     final_dir = tflite_folder(out_dir, generator.model.name if name is None else name)
     images = None
-    if quantize == "int8":
+    if quantize in ACTIVATION_BITS:
         if representative_images is None:
             raise ValueError(
-                "`quantize='int8'` of a model (not a run directory) needs "
+                f"`quantize={quantize!r}` of a model (not a run directory) needs "
                 "`representative_images`. Received: None"
             )
         if isinstance(representative_images, np.ndarray | tf.Tensor):

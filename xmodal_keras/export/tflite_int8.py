@@ -6,7 +6,8 @@ signature, the `caption` loop too) is quantized after conversion:
 
 1. ranges: `ai-edge-quantizer`'s profiler-based calibration runs each signature on its
    samples in the C++ runtime and records every tensor's min/max, in every iteration of a
-   loop (its default mode reads tensors back after the run, which fails inside a loop);
+   loop (its default mode reads tensors back after the run, which fails inside a loop),
+   merged over the samples as a union (not the library's moving average);
 2. a loop-carried tensor's ranges (the `WHILE` op's inputs and outputs, its condition's
    and body's arguments) are unified, since the library does not follow `WHILE` ops;
 3. ranges are shared between a signature and the same computation inside another one
@@ -185,6 +186,7 @@ def quantize_full_integer(
     *,
     shared_ranges: Sequence[tuple[str, str]] = (),
     num_threads: int = 2,
+    activation_bits: int = 8,
 ) -> bytes:
     """int8 weights and activations for every signature of a float `.tflite` model.
 
@@ -195,25 +197,39 @@ def quantize_full_integer(
             (`KEY/while_body` names the body of a signature's loop); the target takes the
             source's ranges. Defaults to none.
         num_threads: calibration interpreter threads. Defaults to 2.
+        activation_bits: 8 (`static_wi8_ai8`) or 16 (`static_wi8_ai16`, LiteRT's 16x8
+            kernels). Defaults to 8.
 
     Returns:
-        The int8 flatbuffer (float32 at every signature's inputs and outputs).
+        The quantized flatbuffer (float32 at every signature's inputs and outputs).
     """
-    from ai_edge_quantizer import qtyping, quantizer, recipe
-    from ai_edge_quantizer.calibrator import CalibrationMode
+    from ai_edge_quantizer import calibrator, qtyping, quantizer, recipe, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
 
-    engine = quantizer.Quantizer(bytearray(float_flatbuffer), recipe.static_wi8_ai8())
+    recipes = {8: recipe.static_wi8_ai8, 16: recipe.static_wi8_ai16}
+    if activation_bits not in recipes:
+        raise ValueError(f"`activation_bits` must be 8 or 16. Received: {activation_bits!r}")
+    engine = quantizer.Quantizer(bytearray(float_flatbuffer), recipes[activation_bits]())
     for boundary in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
         engine.update_quantization_recipe(
             regex=".*", operation_name=boundary, algorithm_key="no_quantize"
         )
-    ranges = dict(
-        engine.calibrate(
-            {key: list(samples) for key, samples in calibration.items()},
-            num_threads=num_threads,
-            mode=CalibrationMode.CALIBRATION_PROFILER_BASED,
-        )
+    # `Quantizer.calibrate` merges the samples' ranges by a moving average (0.95), so a
+    # range is about that of the last 20 samples and clips the others; the union of all
+    # (min_max_update) does not clip any calibration sample. On the demo captioner it
+    # took int8 captions equal to float from 10 % to about 64 % of the test images.
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(engine.get_quantization_recipe())
+    ranges_calibrator = calibrator.Calibrator(
+        bytes(float_flatbuffer),
+        num_threads=num_threads,
+        mode=calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED,
+        qsv_update_func=qsv_utils.min_max_update,
     )
+    ranges_calibrator.calibrate(
+        {key: list(samples) for key, samples in calibration.items()}, manager
+    )
+    ranges = dict(ranges_calibrator.get_model_qsvs())
     float_model = read_model_t(float_flatbuffer)
     _unify_loop_ranges(float_model, ranges)
     for source, target in shared_ranges:

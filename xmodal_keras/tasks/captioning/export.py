@@ -24,7 +24,7 @@ from xmodal_keras.decoding.caption_generator import CaptionGenerator
 from xmodal_keras.export.saved_model_base import default_model_name, drawn_jpeg
 from xmodal_keras.export.saved_model_export import export_captioner_saved_model
 from xmodal_keras.export.tflite_base import tflite_folder
-from xmodal_keras.export.tflite_export import export_captioner_tflite
+from xmodal_keras.export.tflite_export import ACTIVATION_BITS, export_captioner_tflite
 from xmodal_keras.runs.run_directory import RunDirectory
 from xmodal_keras.tasks.captioning.data import read_caption_data
 from xmodal_keras.tasks.captioning.predict import load_captioner
@@ -116,7 +116,8 @@ def export_tflite(
             `tokenizer`) or a `CaptionGenerator` go straight to `export_captioner_tflite`.
         out_dir: parent folder. Defaults to `"saved_models"`.
         name: folder name before `_tflite`. Defaults to the run folder's name.
-        quantize: `"none"`, `"float16"`, `"dynamic"` or `"int8"`. Defaults to `"none"`.
+        quantize: one of `QUANTIZATIONS` (`"none"`, `"float16"`, `"dynamic"`, `"int8"`,
+            `"int16x8"`). Defaults to `"none"`.
         tokenizer: the model's `CaptionTokenizer` (only with a `keras.Model` source).
         max_length: most tokens per caption. Defaults to the model's `sequence_length`.
         representative_images: int8 calibration images (uint8 `[N, H, W, 3]` or image
@@ -140,7 +141,7 @@ def export_tflite(
     name = run.path.name if name is None else name
     tflite_folder(out_dir, name)  # a bad name or an existing folder: refused before loading
     model, run_tokenizer, config = load_captioner(run)
-    if quantize == "int8" and representative_images is None:
+    if quantize in ACTIVATION_BITS and representative_images is None:
         representative_images = training_images(
             config, model.input["images"].shape[1:3], count=num_representative_images
         )

@@ -142,79 +142,133 @@ class TransformerCaptionDecoder(keras.layers.Layer):
     def initial_state(self, grid, pooled=None) -> dict:
         """Decoding state before the first token: per-block key/value caches.
 
-        Cross-attention keys and values are projected from the grid once per image; the
-        self-attention caches start as zeros and get one position per `step`.
+        Every cache is `[batch, heads, positions, head_dim]`. Cross-attention keys and
+        values are projected from the grid once per image; the self-attention caches
+        start as zeros and get one position per `step`.
         """
         memory = self.prepare_grid(grid)
         batch = ops.shape(memory)[0]
-        cache_shape = (batch, self.sequence_length, self.num_heads, self.head_dim)
+        cache_shape = (batch, self.num_heads, self.sequence_length, self.head_dim)
         state = {"self_keys": [], "self_values": [], "cross_keys": [], "cross_values": []}
         for layer in self.decoder_layers:
             cross_attention = layer._cross_attention_layer
             state["self_keys"].append(ops.zeros(cache_shape, memory.dtype))
             state["self_values"].append(ops.zeros(cache_shape, memory.dtype))
-            state["cross_keys"].append(cross_attention._key_dense(memory))
-            state["cross_values"].append(cross_attention._value_dense(memory))
+            for key, dense in (("cross_keys", "_key_dense"), ("cross_values", "_value_dense")):
+                projected = getattr(cross_attention, dense)(memory)
+                state[key].append(ops.transpose(projected, (0, 2, 1, 3)))
         return state
 
-    def step(self, token_ids, state: dict, index, training=None):
+    def step_weights(self) -> dict:
+        """Every weight `step` uses, read and shaped for it once.
+
+        A decoding loop reads these before its first token and passes them to every
+        `step(..., weights=...)`, so a step reads no variable and reshapes no kernel:
+        at batch 1 a step is bound by how many ops it runs, not by FLOPs.
+        """
+        dtype = self.compute_dtype
+        scale = 1.0 / math.sqrt(self.head_dim)  # attention's scale, in the query kernels
+        embedding = self.token_embedding
+        blocks = []
+        for layer in self.decoder_layers:
+            self_attention = layer._self_attention_layer
+            cross_attention = layer._cross_attention_layer
+            blocks.append(
+                {
+                    "self_query": _head_projection(self_attention._query_dense, dtype, scale),
+                    "self_key": _head_projection(self_attention._key_dense, dtype),
+                    "self_value": _head_projection(self_attention._value_dense, dtype),
+                    "self_output": _merge_projection(self_attention._output_dense, dtype),
+                    "cross_query": _head_projection(cross_attention._query_dense, dtype, scale),
+                    "cross_output": _merge_projection(cross_attention._output_dense, dtype),
+                    "self_norm": _norm_weights(layer._self_attention_layer_norm),
+                    "cross_norm": _norm_weights(layer._cross_attention_layer_norm),
+                    "feedforward_norm": _norm_weights(layer._feedforward_layer_norm),
+                    "feedforward_in": _dense_weights(layer._feedforward_intermediate_dense, dtype),
+                    "feedforward_out": _dense_weights(layer._feedforward_output_dense, dtype),
+                }
+            )
+        return {
+            "tokens": ops.cast(embedding.token_embedding.embeddings, dtype),
+            "positions": ops.cast(embedding.position_embedding.position_embeddings, dtype),
+            "blocks": blocks,
+            "logits": _dense_weights(self.logits_dense, dtype),
+        }
+
+    def step(self, token_ids, state: dict, index, training=None, weights=None):
         """One decoding step at position `index` (int scalar tensor), for inference.
 
-        Runs each KerasHub block's own sublayers on one token (the same weights and
-        order as `call`; a test checks equal logits), but with our own cache: the new
-        key/value row is written with a one-hot add instead of KerasHub's
-        `ops.slice_update`. That op lowers to `XlaDynamicUpdateSlice`, which stock TF
-        Serving lacks and TF runs through on-demand XLA per step; the one-hot write is
-        plain `Mul`/`Add`, which every runtime (SavedModel, LiteRT builtins) has.
+        The same weights and order as each KerasHub block's `call` (a test checks equal
+        logits), written as matrix ops on one token kept as a `[batch, hidden]` matrix:
+        the blocks' own rank-3 layer calls ran about 390 ops a step (shape arithmetic,
+        transposes around the softmax, a variable read per weight), this about 200.
+        The new key/value row is written into the cache with a broadcast `where`, not
+        KerasHub's `ops.slice_update`: that lowers to `XlaDynamicUpdateSlice`, which
+        stock TF Serving lacks; `SelectV2` every runtime (SavedModel, LiteRT) has.
+
+        Args:
+            token_ids: int `[batch]`, the previous token.
+            state: from `initial_state` or the previous step.
+            index: int scalar tensor, the token's position.
+            training: passed to the blocks' dropout (a no-op at inference).
+            weights: `step_weights()`, read once per decoding loop. Defaults to reading
+                them in this call.
 
         Returns:
             `(logits [batch, vocabulary_size], new_state, None)`; cross-attention maps
             for pictures come from `cross_attention_weights`.
         """
-        x = self.token_embedding(token_ids[:, None], start_index=index)
-        positions = ops.arange(self.sequence_length)
-        written = ops.cast(ops.equal(positions, index), x.dtype)[None, :, None, None]
-        visible = ops.less_equal(positions, index)[None, :, None]
+        weights = self.step_weights() if weights is None else weights
+        x = ops.take(weights["tokens"], token_ids, axis=0)
+        x = x + ops.take(weights["positions"], index, axis=0)
+        cache_positions = ops.arange(self.sequence_length)
+        written = ops.equal(cache_positions, index)[:, None]
+        visible = ops.less_equal(cache_positions, index)[None, None, :]
         new_state = {key: [] for key in state}
-        for number, layer in enumerate(self.decoder_layers):
-            self_attention = layer._self_attention_layer
+        blocks = zip(self.decoder_layers, weights["blocks"], strict=True)
+        for number, (layer, block) in enumerate(blocks):
+            first = layer.normalize_first
             residual = x
-            if layer.normalize_first:
-                x = layer._self_attention_layer_norm(x)
-            keys = state["self_keys"][number] + written * self_attention._key_dense(x)
-            values = state["self_values"][number] + written * self_attention._value_dense(x)
-            query = self_attention._query_dense(x)
-            x = self_attention._output_dense(_attend_one_query(query, keys, values, visible))
+            if first:
+                x = _layer_norm(x, block["self_norm"])
+            new_key = _split_heads(x, block["self_key"])
+            new_value = _split_heads(x, block["self_value"])
+            keys = ops.where(written, new_key[:, :, None], state["self_keys"][number])
+            values = ops.where(written, new_value[:, :, None], state["self_values"][number])
+            attended = _attend_one_query(
+                _split_heads(x, block["self_query"]), keys, values, visible
+            )
+            x = _dense(attended, block["self_output"])
             x = layer._self_attention_dropout(x, training=training) + residual
-            if not layer.normalize_first:
-                x = layer._self_attention_layer_norm(x)
+            if not first:
+                x = _layer_norm(x, block["self_norm"])
 
-            cross_attention = layer._cross_attention_layer
             cross_keys = state["cross_keys"][number]
             cross_values = state["cross_values"][number]
             residual = x
-            if layer.normalize_first:
-                x = layer._cross_attention_layer_norm(x)
-            query = cross_attention._query_dense(x)
-            x = cross_attention._output_dense(_attend_one_query(query, cross_keys, cross_values))
+            if first:
+                x = _layer_norm(x, block["cross_norm"])
+            query = _split_heads(x, block["cross_query"])
+            attended = _attend_one_query(query, cross_keys, cross_values)
+            x = _dense(attended, block["cross_output"])
             x = layer._cross_attention_dropout(x, training=training) + residual
-            if not layer.normalize_first:
-                x = layer._cross_attention_layer_norm(x)
+            if not first:
+                x = _layer_norm(x, block["cross_norm"])
 
             residual = x
-            if layer.normalize_first:
-                x = layer._feedforward_layer_norm(x)
-            x = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(x))
+            if first:
+                x = _layer_norm(x, block["feedforward_norm"])
+            activation = layer._feedforward_intermediate_dense.activation
+            x = _dense(activation(_dense(x, block["feedforward_in"])), block["feedforward_out"])
             x = layer._feedforward_dropout(x, training=training) + residual
-            if not layer.normalize_first:
-                x = layer._feedforward_layer_norm(x)
+            if not first:
+                x = _layer_norm(x, block["feedforward_norm"])
 
             new_state["self_keys"].append(keys)
             new_state["self_values"].append(values)
             new_state["cross_keys"].append(cross_keys)
             new_state["cross_values"].append(cross_values)
-        logits = self.logits_dense(x)[:, 0]
-        return logits, new_state, None
+        return _dense(x, weights["logits"]), new_state, None
 
     def cross_attention_weights(self, token_ids, grid):
         """Last block's cross-attention, averaged over heads: `[batch, tokens, regions]`.
@@ -264,24 +318,89 @@ class TransformerCaptionDecoder(keras.layers.Layer):
         return config
 
 
-def _attend_one_query(query, keys, values, visible=None):
-    """Scaled dot-product attention for a single query position, per head.
+def _head_projection(dense, dtype, scale: float = 1.0) -> dict:
+    """A Keras attention projection (`EinsumDense` "abc,cde->abde", kernel `[dim, heads,
+    head_dim]`) as a `[dim, heads * head_dim]` matrix and a flat bias, times `scale`."""
+    _, heads, head_dim = dense.kernel.shape
+    kernel = ops.reshape(ops.cast(dense.kernel, dtype), (-1, heads * head_dim)) * scale
+    bias = None
+    if dense.bias is not None:
+        bias = ops.reshape(ops.cast(dense.bias, dtype), (-1,)) * scale
+    return {"kernel": kernel, "bias": bias, "heads": heads, "head_dim": head_dim}
 
-    `query` `[batch, 1, heads, head_dim]`, `keys`/`values` `[batch, length, heads,
-    head_dim]`, `visible` bool broadcastable to `[batch, length, heads]`. With one query,
-    a broadcast multiply and a sum replace Keras' einsums (no transposes, LiteRT builtins
-    only). Masked positions get zero weight and the visible weights are renormalised:
-    the same attention as Keras' masked softmax (a -1e9 score) in exact arithmetic.
+
+def _merge_projection(dense, dtype) -> dict:
+    """The attention output projection (`EinsumDense` "abcd,cde->abe", kernel `[heads,
+    head_dim, dim]`) as a `[heads * head_dim, dim]` matrix."""
+    heads, head_dim, dim = dense.kernel.shape
+    kernel = ops.reshape(ops.cast(dense.kernel, dtype), (heads * head_dim, dim))
+    bias = None if dense.bias is None else ops.cast(dense.bias, dtype)
+    return {"kernel": kernel, "bias": bias}
+
+
+def _dense_weights(dense, dtype) -> dict:
+    bias = None if dense.bias is None else ops.cast(dense.bias, dtype)
+    return {"kernel": ops.cast(dense.kernel, dtype), "bias": bias}
+
+
+def _norm_weights(norm) -> dict:
+    if norm.rms_scaling or norm.axis not in (-1, [-1]):
+        raise ValueError(
+            "The decoding step supports a layer norm over the last axis, without RMS "
+            f"scaling. Received: axis={norm.axis}, rms_scaling={norm.rms_scaling}"
+        )
+    gamma = None if norm.gamma is None else ops.cast(norm.gamma, "float32")
+    beta = None if norm.beta is None else ops.cast(norm.beta, "float32")
+    return {"gamma": gamma, "beta": beta, "epsilon": norm.epsilon}
+
+
+def _dense(x, weights: dict):
+    y = ops.matmul(x, weights["kernel"])
+    return y if weights["bias"] is None else y + weights["bias"]
+
+
+def _split_heads(x, projection: dict):
+    """`x` `[batch, dim]` projected to `[batch, heads, head_dim]` by one `MatMul`."""
+    return ops.reshape(_dense(x, projection), (-1, projection["heads"], projection["head_dim"]))
+
+
+def _layer_norm(x, weights: dict):
+    """`keras.layers.LayerNormalization` over the last axis, in float32 as Keras does:
+    nine ops; the layer's call adds a variable read per weight and a `StopGradient`."""
+    x32 = ops.cast(x, "float32")
+    centred = x32 - ops.mean(x32, axis=-1, keepdims=True)
+    variance = ops.mean(ops.square(centred), axis=-1, keepdims=True)
+    scale = ops.rsqrt(variance + weights["epsilon"])
+    if weights["gamma"] is not None:
+        scale = scale * weights["gamma"]
+    normalized = centred * scale
+    if weights["beta"] is not None:
+        normalized = normalized + weights["beta"]
+    return ops.cast(normalized, x.dtype)
+
+
+def _attend_one_query(query, keys, values, visible=None):
+    """Dot-product attention for a single query position, per head.
+
+    `query` `[batch, heads, head_dim]` (already scaled), `keys`/`values` `[batch, heads,
+    length, head_dim]`, `visible` bool broadcastable to `[batch, heads, length]`; returns
+    `[batch, heads * head_dim]`. With one query, a broadcast multiply and a sum replace
+    Keras' einsums (no transposes; LiteRT builtins only): at batch 1 TF's oneDNN batched
+    `MatMul` took 70 us a call here, and a caption 1.6x as long. Masked positions get zero
+    weight: the same attention as Keras' masked softmax (a -1e9 score) in exact arithmetic.
     """
-    scale = 1.0 / math.sqrt(query.shape[-1])
-    scores = ops.sum(query * scale * keys, axis=-1)
-    if visible is None:
-        return ops.sum(ops.softmax(scores, axis=1)[..., None] * values, axis=1, keepdims=True)
-    # Not a -1e9 score: int8 LiteRT gives every tensor one range, and a -1e9 stretched the
-    # scores' range so far that all real scores quantized to one value (uniform attention;
-    # int8 captions equal to float on 2 % of the demo's test images). A masked position
-    # takes MASKED_SCORE, inside the range real scores have, then weight zero.
-    scores = ops.where(visible, scores, ops.cast(MASKED_SCORE, scores.dtype))
-    weights = ops.softmax(scores, axis=1) * ops.cast(visible, scores.dtype)
-    weights = weights / ops.sum(weights, axis=1, keepdims=True)
-    return ops.sum(weights[..., None] * values, axis=1, keepdims=True)
+    scores = ops.sum(query[:, :, None] * keys, axis=-1)
+    if visible is not None:
+        # Not a -1e9 score: int8 LiteRT gives every tensor one range, and a -1e9 stretched
+        # the scores' range so far that all real scores quantized to one value (uniform
+        # attention; int8 captions equal to float on 2 % of the demo's test images). A
+        # masked position takes MASKED_SCORE, inside the range real scores have.
+        scores = ops.where(visible, scores, ops.cast(MASKED_SCORE, scores.dtype))
+    # The softmax written out: TF's oneDNN softmax took 77 us a call on one token's
+    # scores (a fifth of a batch-1 caption); these six ops take about 10.
+    weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+    if visible is not None:
+        weights = weights * ops.cast(visible, scores.dtype)
+    weights = weights / ops.sum(weights, axis=-1, keepdims=True)
+    attended = ops.sum(weights[..., None] * values, axis=2)
+    return ops.reshape(attended, (-1, attended.shape[1] * attended.shape[2]))

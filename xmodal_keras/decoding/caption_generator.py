@@ -50,8 +50,8 @@ class CaptionGenerator:
         tokenizer: the `CaptionTokenizer` it was trained with.
         max_length: most tokens per caption. Defaults to the model's `sequence_length`.
         jit_compile: compile the decoding loop with XLA. On 2 CPU cores it decodes
-            1.3-1.9x faster (`benchmarks/decoding.py`) after a slower first call per
-            batch shape; exports do not use it. Defaults to False.
+            1.0-2.3x faster (`benchmarks/decoding.py`, batch 1 and 32) after a slower
+            first call per batch shape; exports do not use it. Defaults to False.
 
     Example:
 
@@ -121,10 +121,23 @@ class CaptionGenerator:
     def step(self, token_ids, state, index):
         return self.decoder.step(token_ids, state, index, training=False)
 
+    def _loop_step(self):
+        """`step` for a decoding loop: a decoder with `step_weights` (the Transformer)
+        gets its weights read once, before the loop, instead of in every step."""
+        if not hasattr(self.decoder, "step_weights"):
+            return self.step
+        weights = self.decoder.step_weights()
+
+        def step(token_ids, state, index):
+            return self.decoder.step(token_ids, state, index, training=False, weights=weights)
+
+        return step
+
     def search(self, images, options: DecodingOptions, *, return_attention: bool = False) -> dict:
         """Token ids and scores for a batch (plain TF; call inside a `tf.function`)."""
         features = self.encode(images)
         state = self.initial_state(features)
+        step = self._loop_step()
         common = {
             "batch_size": tf.shape(images)[0],
             "start_id": self.tokenizer.start_id,
@@ -133,7 +146,7 @@ class CaptionGenerator:
         }
         if options.method == "beam":
             result = beam_search(
-                self.step,
+                step,
                 state,
                 beam_width=options.beam_width,
                 length_penalty=options.length_penalty,
@@ -141,7 +154,7 @@ class CaptionGenerator:
             )
         elif options.method == "sample":
             result = sample_search(
-                self.step,
+                step,
                 state,
                 top_k=options.top_k,
                 top_p=options.top_p,
@@ -152,7 +165,7 @@ class CaptionGenerator:
         else:
             step_attention = return_attention and self.has_step_attention
             result = greedy_search(
-                self.step,
+                step,
                 state,
                 num_regions=self.num_regions if step_attention else None,
                 **common,
@@ -209,11 +222,24 @@ class CaptionGenerator:
         # retrace costs ~1 s on 2 CPU cores, more than decoding a batch.
         key = (options, return_attention, images.dtype)
         if key not in self._functions:
-            self._functions[key] = tf.function(
-                lambda batch: self.search(batch, options, return_attention=return_attention),
-                input_signature=[tf.TensorSpec((None, *self.image_shape), images.dtype)],
-                jit_compile=self.jit_compile,
-            )
-        result = dict(self._functions[key](images))
-        result["text"] = self.tokenizer.detokenize(result["tokens"])
-        return result
+            self._functions[key] = self._decode_function(options, return_attention, images.dtype)
+        return self._functions[key](images)
+
+    def _decode_function(self, options: DecodingOptions, return_attention: bool, dtype):
+        """Search and detokenize in one graph call (eager detokenizing took 2.8 ms a call,
+        as long as 3 decoding steps); XLA compiles the search only (no string ops)."""
+
+        def search(batch):
+            return self.search(batch, options, return_attention=return_attention)
+
+        if self.jit_compile:
+            search = tf.function(search, jit_compile=True)
+
+        def decode(batch):
+            result = dict(search(batch))
+            result["text"] = self.tokenizer.detokenize(result["tokens"])
+            return result
+
+        return tf.function(
+            decode, input_signature=[tf.TensorSpec((None, *self.image_shape), dtype)]
+        )

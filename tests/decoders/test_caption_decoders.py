@@ -83,6 +83,27 @@ def test_step_by_step_equals_teacher_forcing(decoder):
     np.testing.assert_allclose(_step_all(decoder, TOKENS), full, atol=1e-5)
 
 
+@pytest.mark.parametrize("batched_matmul", [False, True])
+def test_transformer_step_with_weights_read_once_equals_teacher_forcing(batched_matmul):
+    """The decoding loops' step: weights from `step_weights()`, attention by broadcast
+    products (few rows) or batched MatMuls (many)."""
+    decoder = TransformerCaptionDecoder(**TRANSFORMER_KWARGS)
+    full = decoder(TOKENS, GRID).numpy()
+    weights = decoder.step_weights()
+    state = decoder.initial_state(tf.constant(GRID))
+    logits = []
+    for index in range(LENGTH):
+        step_logits, state, _ = decoder.step(
+            tf.constant(TOKENS[:, index]),
+            state,
+            tf.constant(index),
+            weights=weights,
+            batched_matmul=batched_matmul,
+        )
+        logits.append(step_logits.numpy())
+    np.testing.assert_allclose(np.stack(logits, axis=1), full, atol=1e-5)
+
+
 def test_gru_attention_sums_to_one_and_penalty_is_added():
     decoder = GRUCaptionDecoder(**GRU_KWARGS, attention_regularization=2.0)
     padded = TOKENS.copy()

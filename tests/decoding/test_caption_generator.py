@@ -14,6 +14,7 @@ from xmodal_keras.decoding import (
     greedy_search,
     sample_search,
 )
+from xmodal_keras.decoding.caption_generator import BATCHED_MATMUL_ROWS
 from xmodal_keras.models import (
     build_gru_captioner,
     build_lstm_captioner,
@@ -81,6 +82,14 @@ def _recompute_greedy(generator, images, max_length):
 def test_cached_greedy_equals_full_recomputation(generator):
     out = generator.generate(IMAGES)
     np.testing.assert_array_equal(out["tokens"].numpy(), _recompute_greedy(generator, IMAGES, 8))
+
+
+def test_greedy_on_many_rows_equals_full_recomputation(generator):
+    """From BATCHED_MATMUL_ROWS rows the Transformer's loop attends by batched MatMuls."""
+    images = np.concatenate([IMAGES] * 3)
+    assert len(images) >= BATCHED_MATMUL_ROWS
+    out = generator.generate(images)
+    np.testing.assert_array_equal(out["tokens"].numpy(), _recompute_greedy(generator, images, 8))
 
 
 def test_xla_compiled_decoding_gives_the_same_tokens(generator):

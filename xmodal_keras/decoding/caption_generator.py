@@ -12,6 +12,10 @@ from xmodal_keras.decoding.sampling import sample_search
 from xmodal_keras.models.captioner_parts import CAPTION_DECODER_NAME, IMAGE_ENCODER_NAME
 
 METHODS = ("greedy", "beam", "sample")
+# From this many rows a step the Transformer attends by batched MatMuls, below it by
+# broadcast products (benchmarks/decoding.py on 2 CPU cores: batch 1 is faster with the
+# products, batch 32 1.2x faster with MatMuls, 1.3x with XLA).
+BATCHED_MATMUL_ROWS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +54,7 @@ class CaptionGenerator:
         tokenizer: the `CaptionTokenizer` it was trained with.
         max_length: most tokens per caption. Defaults to the model's `sequence_length`.
         jit_compile: compile the decoding loop with XLA. On 2 CPU cores it decodes
-            1.0-2.3x faster (`benchmarks/decoding.py`, batch 1 and 32) after a slower
+            1.0-2.4x faster (`benchmarks/decoding.py`, batch 1 and 32) after a slower
             first call per batch shape; exports do not use it. Defaults to False.
 
     Example:
@@ -121,7 +125,7 @@ class CaptionGenerator:
     def step(self, token_ids, state, index):
         return self.decoder.step(token_ids, state, index, training=False)
 
-    def _loop_step(self):
+    def _loop_step(self, batched_matmul: bool = False):
         """`step` for a decoding loop: a decoder with `step_weights` (the Transformer)
         gets its weights read once, before the loop, instead of in every step."""
         if not hasattr(self.decoder, "step_weights"):
@@ -129,7 +133,14 @@ class CaptionGenerator:
         weights = self.decoder.step_weights()
 
         def step(token_ids, state, index):
-            return self.decoder.step(token_ids, state, index, training=False, weights=weights)
+            return self.decoder.step(
+                token_ids,
+                state,
+                index,
+                training=False,
+                weights=weights,
+                batched_matmul=batched_matmul,
+            )
 
         return step
 
@@ -137,39 +148,56 @@ class CaptionGenerator:
         """Token ids and scores for a batch (plain TF; call inside a `tf.function`)."""
         features = self.encode(images)
         state = self.initial_state(features)
-        step = self._loop_step()
+        batch_size = tf.shape(images)[0]
         common = {
-            "batch_size": tf.shape(images)[0],
+            "batch_size": batch_size,
             "start_id": self.tokenizer.start_id,
             "end_id": self.tokenizer.end_id,
             "max_length": self.max_length,
         }
-        if options.method == "beam":
-            result = beam_search(
-                step,
-                state,
-                beam_width=options.beam_width,
-                length_penalty=options.length_penalty,
-                **common,
-            )
-        elif options.method == "sample":
-            result = sample_search(
-                step,
-                state,
-                top_k=options.top_k,
-                top_p=options.top_p,
-                temperature=options.temperature,
-                seed=options.seed,
-                **common,
-            )
-        else:
+
+        def run(step):
+            if options.method == "beam":
+                return beam_search(
+                    step,
+                    state,
+                    beam_width=options.beam_width,
+                    length_penalty=options.length_penalty,
+                    **common,
+                )
+            if options.method == "sample":
+                return sample_search(
+                    step,
+                    state,
+                    top_k=options.top_k,
+                    top_p=options.top_p,
+                    temperature=options.temperature,
+                    seed=options.seed,
+                    **common,
+                )
             step_attention = return_attention and self.has_step_attention
-            result = greedy_search(
+            return greedy_search(
                 step,
                 state,
                 num_regions=self.num_regions if step_attention else None,
                 **common,
             )
+
+        if hasattr(self.decoder, "step_weights"):
+            # The batch is unknown when a SavedModel signature is traced, so both loops go
+            # in the graph and the batch picks one when it runs.
+            beams = options.beam_width if options.method == "beam" else 1
+            batched_matmul = (images.shape[0] or batch_size) * beams >= BATCHED_MATMUL_ROWS
+            if isinstance(batched_matmul, bool):
+                result = run(self._loop_step(batched_matmul))
+            else:
+                result = tf.cond(
+                    batched_matmul,
+                    lambda: run(self._loop_step(batched_matmul=True)),
+                    lambda: run(self._loop_step()),
+                )
+        else:
+            result = run(self.step)
         if return_attention and "attention" not in result:
             result["attention"] = self._cross_attention(result["tokens"], features["grid"])
         return result

@@ -16,7 +16,8 @@ for each decoder (Transformer, GRU, LSTM) and batch size:
   "token_ids"})`) on the padded prefix per token: image re-encoded every token;
 - SavedModel: the export TF Serving loads (`export_captioner_saved_model`), loaded with
   `tf.saved_model.load` and called through its `caption_pixels` signature (uint8 images,
-  greedy);
+  greedy); "+ XLA" the same exported with `jit_compile=True` (`xmodal export
+  --jit-compile`; TF Serving needs `--xla_cpu_compilation_enabled=true` for it);
 - LiteRT: the float32 `.tflite` export's in-model `caption` loop on the LiteRT
   interpreter, one image a call (its batch is 1), 2 threads.
 
@@ -36,6 +37,7 @@ Run:
 """
 
 import argparse
+import functools
 import os
 import pathlib
 import statistics
@@ -139,24 +141,34 @@ def make_prefix_loop(model: keras.Model, *, compiled: bool):
     return loop
 
 
-def make_exported(name: str, model: keras.Model, tokenizer: CaptionTokenizer, folder):
-    """The SavedModel's `caption_pixels` and the LiteRT `caption` loop, as functions of
-    uint8 images returning token ids."""
-    folder = pathlib.Path(folder)
-    version = export_captioner_saved_model(model, tokenizer, base_dir=folder, name=name)
+def make_saved_model(model, tokenizer, folder, name: str, jit_compile: bool):
+    """The SavedModel's `caption_pixels`: uint8 images -> token ids."""
+    version = export_captioner_saved_model(
+        model, tokenizer, base_dir=folder, name=name, jit_compile=jit_compile
+    )
     loaded = tf.saved_model.load(str(version))
     caption_pixels = loaded.signatures["caption_pixels"]
-    tflite = export_captioner_tflite(model, folder, name=name, tokenizer=tokenizer)
-    litert = TFLiteCaptioner(tflite, num_threads=2)
 
     def saved_model(images: np.ndarray) -> np.ndarray:
         return caption_pixels(images=tf.constant(images))["tokens"].numpy()
 
-    def lite(images: np.ndarray) -> np.ndarray:
-        return np.stack(litert.caption_images(images)["tokens"])
-
     saved_model.loaded = loaded  # the signature needs its object alive
-    return saved_model, lite
+    return saved_model
+
+
+def make_exported(name: str, model: keras.Model, tokenizer: CaptionTokenizer, folder) -> dict:
+    """The SavedModel (plain and XLA) and the LiteRT `caption` loop, as functions of uint8
+    images returning token ids."""
+    folder = pathlib.Path(folder)
+    tflite = export_captioner_tflite(model, folder, name=name, tokenizer=tokenizer)
+    litert = TFLiteCaptioner(tflite, num_threads=2)
+    return {
+        "saved_model": make_saved_model(model, tokenizer, folder, name, jit_compile=False),
+        "saved_model_xla": make_saved_model(
+            model, tokenizer, folder, f"{name}_xla", jit_compile=True
+        ),
+        "litert": lambda images: np.stack(litert.caption_images(images)["tokens"]),
+    }
 
 
 METHODS = {
@@ -166,6 +178,7 @@ METHODS = {
     "prefix": "no-cache loop (tf.function)",
     "full": "naive full-model loop",
     "saved_model": "SavedModel",
+    "saved_model_xla": "SavedModel + XLA",
     "litert": "LiteRT",
 }
 
@@ -193,7 +206,7 @@ def measure(
     images: np.ndarray,
     length: int,
     repeats: int,
-    exported: tuple,
+    exported: dict,
 ) -> dict:
     """One table row: captions/s of every method and whether its tokens equal ours."""
     generator = CaptionGenerator(model, tokenizer)
@@ -206,8 +219,7 @@ def measure(
         "eager": lambda: eager(images, length),
         "prefix": lambda: prefix(images, length),
         "full": lambda: full_model_loop(model, images, length),
-        "saved_model": lambda: exported[0](images),
-        "litert": lambda: exported[1](images),
+        **{method: functools.partial(function, images) for method, function in exported.items()},
     }
     seconds, tokens = time_interleaved(functions, repeats)
     ours = tokens["ours"]
@@ -295,14 +307,20 @@ def main() -> None:
         )
     print()
     print("| decoder | batch | SavedModel ms a call | ours ms a call | SavedModel / ours | "
-          "SavedModel / LiteRT latency (batch 1) |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+          "SavedModel + XLA / ours + XLA | SavedModel / LiteRT latency (batch 1) | "
+          "SavedModel + XLA / LiteRT (batch 1) |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
-        saved_ms, ours_ms = (1000 * row["batch"] / row[m] for m in ("saved_model", "ours"))
-        versus_litert = f"{row['litert'] / row['saved_model']:.1f}x" if row["batch"] == 1 else ""
+        ms = {m: 1000 * row["batch"] / row[m] for m in METHODS}
+        versus_litert = ["", ""]
+        if row["batch"] == 1:
+            versus_litert = [
+                f"{ms[m] / ms['litert']:.1f}x" for m in ("saved_model", "saved_model_xla")
+            ]
+        plain, xla = ms["saved_model"] / ms["ours"], ms["saved_model_xla"] / ms["ours_xla"]
         print(
-            f"| {row['decoder']} | {row['batch']} | {saved_ms:.1f} | {ours_ms:.1f} | "
-            f"{saved_ms / ours_ms:.2f} | {versus_litert} |"
+            f"| {row['decoder']} | {row['batch']} | {ms['saved_model']:.1f} | {ms['ours']:.1f} | "
+            f"{plain:.2f} | {xla:.2f} | {versus_litert[0]} | {versus_litert[1]} |"
         )
     if failed:
         print("FAILED: a method's tokens differ from ours (see the last column)", file=sys.stderr)

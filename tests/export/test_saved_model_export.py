@@ -21,6 +21,7 @@ from captioner_runs import shared_saved_model, shared_tiny_run, untrained_run
 from export_checks import assert_readable_by_others, tf1_session_run
 from google.protobuf import text_format
 from PIL import Image
+from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from xmodal_keras.data.image_preprocessing import decode_image
@@ -233,6 +234,42 @@ def test_exported_graphs_use_core_tensorflow_ops_only(exports):
         ops = saved_model_ops(path)
         assert {"TensorListReserve", "DecodeImage", "ExtractJpegShape"} & ops or "While" in ops
         assert non_core_ops(ops) == []
+
+
+XLA_PROCESS = """
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+images = [bytes.fromhex(h) for h in json.loads(sys.stdin.read())]
+out = {name: model.signatures[name](image_bytes=tf.constant(images))["tokens"].numpy().tolist()
+       for name in ("serving_default", "caption_beam")}
+print(json.dumps(out))
+"""
+
+
+def test_an_xla_export_compiles_its_decoding_and_captions_the_same(
+    runs, exports, loaded, test_images, tmp_path
+):
+    """`--jit-compile`: the decoding loops are XLA functions (`_XlaMustCompile`), the graph
+    keeps to core ops, and a fresh process gets the tokens of the plain export."""
+    path = export_saved_model(runs["transformer"], base_dir=tmp_path, name="xla", jit_compile=True)
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    library = saved_model.meta_graphs[0].graph_def.library.function
+    compiled = [f for f in library if f.attr["_XlaMustCompile"].b]
+    assert len(compiled) >= 2, "the greedy and the beam search should be XLA functions"
+    assert non_core_ops(saved_model_ops(path)) == []
+    assert json.loads((path / "xmodal_export.json").read_text())["jit_compile"] is True
+    done = subprocess.run(
+        [sys.executable, "-c", XLA_PROCESS, str(path)],
+        input=json.dumps([image.hex() for image in test_images]),
+        capture_output=True, text=True, env=ENV, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    plain = loaded("transformer").signatures
+    for name, tokens in json.loads(done.stdout).items():
+        expected = plain[name](image_bytes=tf.constant(test_images))["tokens"].numpy()
+        np.testing.assert_array_equal(np.array(tokens), expected, err_msg=name)
 
 
 def test_op_check_catches_python_callbacks_and_xla_ops(tmp_path):

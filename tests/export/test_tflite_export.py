@@ -423,3 +423,13 @@ def test_cli_tflite_export_prints_the_size_breakdown(gru_run, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert f"model.tflite: {size / 1e6:.3f} MB = weights " in "\n".join(lines)
     assert any(" + scales 0.000 + structure " in line for line in lines)
+
+
+def test_cli_refuses_jit_compile_for_a_tflite_export(gru_run, tmp_path, capsys):
+    """XLA is a SavedModel option; asking for it with tflite is an error, not a no-op."""
+    from xmodal_keras.cli import main
+
+    args = ["export", str(gru_run.path), "--format", "tflite", "--jit-compile"]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "--jit-compile compiles a captioner SavedModel" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -238,6 +238,11 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     kind = run_kind(args.run_dir)
+    if args.jit_compile and (args.format != "saved_model" or kind != "captioner"):
+        raise ValueError(
+            "--jit-compile compiles a captioner SavedModel's decoding loops. "
+            f"Received: --format {args.format}, a {kind} run ({args.run_dir})"
+        )
     if kind == "retrieval":
         signatures = export_retrieval(args)
     elif kind == "fusion":
@@ -267,8 +272,14 @@ def export_captioner(args: argparse.Namespace) -> str:
         version=args.version,
         beam_width=args.beam_width,
         max_pixels=args.max_pixels,
+        jit_compile=args.jit_compile,
     )
-    return f"{path} (signatures: serving_default, caption_beam, caption_pixels, embed_image)"
+    signatures = "serving_default, caption_beam, caption_pixels, embed_image"
+    if args.jit_compile:
+        signatures += (
+            "; decoding compiled by XLA: run TF Serving with --xla_cpu_compilation_enabled=true"
+        )
+    return f"{path} (signatures: {signatures})"
 
 
 def export_retrieval(args: argparse.Namespace) -> str:

@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=40_000_000,
         help="largest image (width x height, read from its header) a request may send",
     )
+    export.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="captioner saved_model: compile the decoding loops with XLA (about 2x faster "
+        "on CPU; TF Serving needs --xla_cpu_compilation_enabled=true)",
+    )
     export.set_defaults(run=commands.cmd_export)
 
     serve_config = subcommands.add_parser(

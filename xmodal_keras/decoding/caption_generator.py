@@ -126,10 +126,8 @@ class CaptionGenerator:
         return self.decoder.step(token_ids, state, index, training=False)
 
     def _loop_step(self, batched_matmul: bool = False):
-        """`step` for a decoding loop: a decoder with `step_weights` (the Transformer)
-        gets its weights read once, before the loop, instead of in every step."""
-        if not hasattr(self.decoder, "step_weights"):
-            return self.step
+        """`step` for the decoding loop of a decoder with `step_weights` (the
+        Transformer): its weights are read once, before the loop, not in every step."""
         weights = self.decoder.step_weights()
 
         def step(token_ids, state, index):

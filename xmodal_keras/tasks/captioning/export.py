@@ -68,6 +68,7 @@ def export_saved_model(
     beam_width: int = 3,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     warmup_image: bytes | None = None,
+    jit_compile: bool = False,
 ) -> pathlib.Path:
     """Export a trained captioner run to `base_dir/name/version/` for TF Serving.
 
@@ -80,6 +81,8 @@ def export_saved_model(
         max_pixels: pixel limit checked from each image header. Defaults to 40 megapixels.
         warmup_image: encoded image for the warm-up requests. Defaults to the first image
             of the run's data.
+        jit_compile: compile the decoding loops with XLA (TF Serving then needs
+            `--xla_cpu_compilation_enabled=true`). Defaults to False.
 
     Returns:
         The written version folder (see `export_captioner_saved_model`).
@@ -95,6 +98,7 @@ def export_saved_model(
         max_pixels=max_pixels,
         warmup_image=warmup_image or sample_image_bytes(config),
         extra_info={"decoder": config.decoder},
+        jit_compile=jit_compile,
     )
 
 

@@ -2,6 +2,7 @@
 monitoring files, and one clear error for each bad option (no SavedModel is loaded here:
 the served side is tested in test_client.py through the TF Serving stand-in)."""
 
+import json
 import pathlib
 
 import pytest
@@ -10,7 +11,12 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from xmodal_keras.cli import main as cli_main
-from xmodal_keras.export.serving_config import server_flags, write_serving_config
+from xmodal_keras.export.saved_model_base import EXPORT_INFO_FILE
+from xmodal_keras.export.serving_config import (
+    XLA_SERVER_FLAG,
+    server_flags,
+    write_serving_config,
+)
 
 
 @pytest.fixture
@@ -101,3 +107,16 @@ def test_cli_options(base, capsys):
     )
     assert cli_main(["serve-config", str(base), "--label", "stable"]) == 2
     assert "--label is [MODEL:]LABEL=VERSION. Received: --label stable" in capsys.readouterr().err
+
+
+def test_server_flags_ask_for_xla_when_a_version_was_exported_with_it(base):
+    """`xmodal export --jit-compile` writes `jit_compile` in the export info; TF Serving
+    refuses such a model without its XLA flag, so the printed command carries it."""
+    (base / "clip" / "1" / EXPORT_INFO_FILE).write_text(json.dumps({"jit_compile": False}))
+    assert XLA_SERVER_FLAG not in server_flags(write_serving_config(base))
+    (base / "captioner" / "2" / EXPORT_INFO_FILE).write_text(json.dumps({"jit_compile": True}))
+    assert XLA_SERVER_FLAG in server_flags(write_serving_config(base))
+    (base / "captioner" / "2" / EXPORT_INFO_FILE).unlink()
+    (base / "clip" / "1" / EXPORT_INFO_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match=r"clip/1/xmodal_export.json is not a JSON export"):
+        server_flags(write_serving_config(base))

@@ -18,7 +18,12 @@ from xmodal_keras.data.shapes import generate_shapes
 from xmodal_keras.data.tfrecords import write_caption_tfrecords
 from xmodal_keras.export.client import run_predict
 from xmodal_keras.export.saved_model_base import EXPORT_INFO_FILE
-from xmodal_keras.export.serving_config import model_folders, server_flags, write_serving_config
+from xmodal_keras.export.serving_config import (
+    XLA_SERVER_FLAG,
+    model_folders,
+    server_flags,
+    write_serving_config,
+)
 from xmodal_keras.export.tflite_base import METADATA_FILE
 from xmodal_keras.export.tflite_captioner import caption_tflite_files, is_tflite_export
 from xmodal_keras.export.tflite_size import format_size_breakdown
@@ -276,9 +281,7 @@ def export_captioner(args: argparse.Namespace) -> str:
     )
     signatures = "serving_default, caption_beam, caption_pixels, embed_image"
     if args.jit_compile:
-        signatures += (
-            "; decoding compiled by XLA: run TF Serving with --xla_cpu_compilation_enabled=true"
-        )
+        signatures += f"; decoding compiled by XLA: run TF Serving with {XLA_SERVER_FLAG}"
     return f"{path} (signatures: {signatures})"
 
 

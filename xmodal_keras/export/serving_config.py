@@ -6,6 +6,7 @@ Files are written atomically (a server polling `models.config` never reads half 
 with the umask's modes (a server running as another user can read them).
 """
 
+import json
 import os
 import pathlib
 import re
@@ -16,11 +17,14 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from xmodal_keras.argument_checks import check_positive_int
 from xmodal_keras.atomic_files import atomic_write_text
+from xmodal_keras.export.saved_model_base import EXPORT_INFO_FILE
 
 MODELS_CONFIG_FILE = "models.config"
 BATCHING_FILE = "batching_parameters.txt"
 MONITORING_FILE = "monitoring.config"
 MONITORING_PATH = "/monitoring/prometheus/metrics"
+# What TF Serving needs to run a SavedModel whose functions XLA compiles.
+XLA_SERVER_FLAG = "--xla_cpu_compilation_enabled=true"
 
 # `BatchingParameters` (session_bundle_config.proto) and `MonitoringConfig`
 # (monitoring_config.proto) are not in the tensorflow-serving-api wheel, so these two small
@@ -221,7 +225,8 @@ def _add_labels(
 
 def server_flags(written: list[pathlib.Path], base_path_prefix: str | None = None) -> list[str]:
     """The `tensorflow_model_server` flags that use the files `write_serving_config` wrote
-    (paths as the server sees them with `base_path_prefix`).
+    (paths as the server sees them with `base_path_prefix`), and XLA's when a version
+    beside `models.config` was exported with `jit_compile` (`xmodal export --jit-compile`).
 
     Example:
 
@@ -243,8 +248,26 @@ def server_flags(written: list[pathlib.Path], base_path_prefix: str | None = Non
             )
             if any(entry.version_labels for entry in parsed.model_config_list.config):
                 flags.append("--allow_version_labels_for_unavailable_models=true")
+            if _has_xla_export(path.parent):
+                flags.append(XLA_SERVER_FLAG)
         elif path.name == BATCHING_FILE:
             flags += ["--enable_batching", f"--batching_parameters_file={seen(path)}"]
         elif path.name == MONITORING_FILE:
             flags.append(f"--monitoring_config_file={seen(path)}")
     return flags
+
+
+def _has_xla_export(base_dir: pathlib.Path) -> bool:
+    """True when a version under `base_dir` says `jit_compile` in its export info."""
+    for folder in model_folders(base_dir):
+        for version in versions(folder):
+            info = folder / str(version) / EXPORT_INFO_FILE
+            if not info.is_file():
+                continue
+            try:
+                exported = json.loads(info.read_text("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise ValueError(f"{info} is not a JSON export info file: {error}") from None
+            if isinstance(exported, dict) and exported.get("jit_compile") is True:
+                return True
+    return False

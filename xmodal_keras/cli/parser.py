@@ -5,6 +5,7 @@ import argparse
 import os
 
 from xmodal_keras.cli import commands
+from xmodal_keras.export.tflite_export import QUANTIZATIONS
 from xmodal_keras.runs.settings_flags import add_settings_flags
 from xmodal_keras.tasks.captioning.settings import CaptionerTrainConfig
 from xmodal_keras.tasks.fusion.settings import FusionTrainConfig
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--quantize",
         default="none",
-        choices=("none", "float16", "dynamic", "int8", "int16x8"),
+        choices=QUANTIZATIONS,
         help="tflite weights/activations (default: none = float32)",
     )
     export.add_argument(

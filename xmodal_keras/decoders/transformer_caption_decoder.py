@@ -389,9 +389,10 @@ def _attend_one_query(query, keys, values, visible=None, batched_matmul=False):
     `query` `[batch, heads, head_dim]` (already scaled), `keys`/`values` `[batch, heads,
     length, head_dim]`, `visible` bool broadcastable to `[batch, heads, length]`; returns
     `[batch, heads * head_dim]`. With one query, a broadcast multiply and a sum replace
-    Keras' einsums (no transposes; LiteRT builtins only): at batch 1 TF's oneDNN batched
-    `MatMul` took 70 us a call here, and a caption 1.6x as long. Masked positions get zero
-    weight: the same attention as Keras' masked softmax (a -1e9 score) in exact arithmetic.
+    Keras' einsums (no transposes; LiteRT builtins only); `batched_matmul` uses two
+    batched `MatMul`s instead, faster on many rows but 70 us a call in TF's oneDNN at
+    batch 1 (a caption 1.6x as long). Masked positions get zero weight: the same
+    attention as Keras' masked softmax (a -1e9 score) in exact arithmetic.
     """
     if batched_matmul:
         scores = ops.matmul(query[:, :, None], ops.swapaxes(keys, -1, -2))[:, :, 0]

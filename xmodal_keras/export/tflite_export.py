@@ -31,10 +31,10 @@ activations calibrated on training images, float32 at every signature's inputs a
 outputs) and `"int16x8"` (the same with int16 activations: LiteRT's 16x8 kernels, closer
 to float). Every variant has the same three signatures. TF 2.21's converter crashes
 calibrating the `WHILE` loop of `caption`, so both full-integer variants convert to
-float32 and quantize
-that file with `ai-edge-quantizer` (`tflite_int8.quantize_full_integer`), the loop's body
-taking the ranges of `decode_step`: the in-model loop gives the tokens an app's loop over
-`encode` + `decode_step` gives.
+float32 and quantize that file with `ai-edge-quantizer`
+(`tflite_int8.quantize_full_integer`), the loop's body taking the ranges of
+`decode_step`: the in-model loop gives the tokens an app's loop over `encode` +
+`decode_step` gives.
 
 `metadata.json` records the file's `size` (`tflite_size.size_breakdown`: weights, scales,
 structure).

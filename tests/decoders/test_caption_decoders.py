@@ -90,7 +90,7 @@ def test_transformer_step_with_weights_read_once_equals_teacher_forcing(batched_
     decoder = TransformerCaptionDecoder(**TRANSFORMER_KWARGS)
     full = decoder(TOKENS, GRID).numpy()
     weights = decoder.step_weights()
-    state = decoder.initial_state(tf.constant(GRID))
+    state = decoder.initial_state(tf.constant(GRID), batched_matmul=batched_matmul)
     logits = []
     for index in range(LENGTH):
         step_logits, state, _ = decoder.step(

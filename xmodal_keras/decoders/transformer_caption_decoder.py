@@ -139,32 +139,52 @@ class TransformerCaptionDecoder(keras.layers.Layer):
             x = layer(x, memory, training=training)
         return self.logits_dense(x)
 
-    def initial_state(self, grid, pooled=None) -> dict:
+    def initial_state(self, grid, pooled=None, batched_matmul=False) -> dict:
         """Decoding state before the first token: per-block key/value caches.
 
-        Every cache is `[batch, heads, positions, head_dim]`. Cross-attention keys and
-        values are projected from the grid once per image; the self-attention caches
-        start as zeros and get one position per `step`.
+        Cross-attention keys and values are projected from the grid once per image; the
+        self-attention caches start as zeros and get one position per `step`. Every
+        cache is `[batch, positions, heads, head_dim]`, or with `batched_matmul` (the
+        layout `step(..., batched_matmul=True)` needs) keys `[batch, heads, head_dim,
+        positions]` and values `[batch, heads, positions, head_dim]`: either way a step
+        transposes nothing (TF's oneDNN transpose took ~120 us a call at batch 1).
         """
         memory = self.prepare_grid(grid)
-        batch = ops.shape(memory)[0]
-        cache_shape = (batch, self.num_heads, self.sequence_length, self.head_dim)
+        batch, regions = ops.shape(memory)[0], ops.shape(memory)[1]
+        flat_memory = ops.reshape(memory, (-1, memory.shape[-1]))
+        layouts = {"keys": (0, 2, 3, 1), "values": (0, 2, 1, 3)} if batched_matmul else {}
         state = {"self_keys": [], "self_values": [], "cross_keys": [], "cross_values": []}
         for layer in self.decoder_layers:
             cross_attention = layer._cross_attention_layer
-            state["self_keys"].append(ops.zeros(cache_shape, memory.dtype))
-            state["self_values"].append(ops.zeros(cache_shape, memory.dtype))
-            for key, dense in (("cross_keys", "_key_dense"), ("cross_values", "_value_dense")):
-                projected = getattr(cross_attention, dense)(memory)
-                state[key].append(ops.transpose(projected, (0, 2, 1, 3)))
+            for kind in ("keys", "values"):
+                zeros = ops.zeros(
+                    (batch, self.sequence_length, self.num_heads, self.head_dim), memory.dtype
+                )
+                dense = getattr(cross_attention, f"_{kind[:-1]}_dense")
+                # One MatMul on [batch * regions, dim]: the layer's EinsumDense ran a
+                # batched MatMul (~225 us a call on 2 CPU cores at batch 1).
+                projection = _head_projection({kind: (dense, 1.0)}, memory.dtype)
+                projected = ops.reshape(
+                    _dense(flat_memory, projection),
+                    (batch, regions, self.num_heads, self.head_dim),
+                )
+                if kind in layouts:
+                    zeros = ops.transpose(zeros, layouts[kind])
+                    projected = ops.transpose(projected, layouts[kind])
+                state[f"self_{kind}"].append(zeros)
+                state[f"cross_{kind}"].append(projected)
         return state
 
-    def step_weights(self) -> dict:
+    def step_weights(self, fuse_query_key_value: bool = True) -> dict:
         """Every weight `step` uses, read and shaped for it once.
 
         A decoding loop reads these before its first token and passes them to every
         `step(..., weights=...)`, so a step reads no variable and reshapes no kernel:
         at batch 1 a step is bound by how many ops it runs, not by FLOPs.
+
+        Args:
+            fuse_query_key_value: the self-attention's query, key and value projections
+                as one `MatMul` (eight fewer ops a block), or three. Defaults to True.
         """
         dtype = self.compute_dtype
         scale = 1.0 / math.sqrt(self.head_dim)  # attention's scale, in the query kernels
@@ -175,11 +195,19 @@ class TransformerCaptionDecoder(keras.layers.Layer):
             cross_attention = layer._cross_attention_layer
             blocks.append(
                 {
-                    "self_query": _head_projection(self_attention._query_dense, dtype, scale),
-                    "self_key": _head_projection(self_attention._key_dense, dtype),
-                    "self_value": _head_projection(self_attention._value_dense, dtype),
+                    "self_query_key_value": _head_projections(
+                        {
+                            "query": (self_attention._query_dense, scale),
+                            "key": (self_attention._key_dense, 1.0),
+                            "value": (self_attention._value_dense, 1.0),
+                        },
+                        dtype,
+                        fuse_query_key_value,
+                    ),
                     "self_output": _merge_projection(self_attention._output_dense, dtype),
-                    "cross_query": _head_projection(cross_attention._query_dense, dtype, scale),
+                    "cross_query": _head_projection(
+                        {"query": (cross_attention._query_dense, scale)}, dtype
+                    ),
                     "cross_output": _merge_projection(cross_attention._output_dense, dtype),
                     "self_norm": _norm_weights(layer._self_attention_layer_norm),
                     "cross_norm": _norm_weights(layer._cross_attention_layer_norm),
@@ -203,7 +231,8 @@ class TransformerCaptionDecoder(keras.layers.Layer):
         The same weights and order as each KerasHub block's `call` (a test checks equal
         logits), written as matrix ops on one token kept as a `[batch, hidden]` matrix:
         the blocks' own rank-3 layer calls ran about 390 ops a step (shape arithmetic,
-        transposes around the softmax, a variable read per weight), this about 200.
+        transposes around the softmax, a variable read per weight), this about 170 (the
+        self-attention's query, key and value in one `MatMul`).
         The new key/value row is written into the cache with a broadcast `where`, not
         KerasHub's `ops.slice_update`: that lowers to `XlaDynamicUpdateSlice`, which
         stock TF Serving lacks; `SelectV2` every runtime (SavedModel, LiteRT) has.
@@ -217,18 +246,31 @@ class TransformerCaptionDecoder(keras.layers.Layer):
                 them in this call.
             batched_matmul: attention by batched `MatMul`s instead of broadcast
                 multiplies: faster from about 8 rows on 2 CPU cores, slower below (TF's
-                oneDNN batched `MatMul` costs ~70 us a call). Defaults to False.
+                oneDNN batched `MatMul` costs ~70 us a call). The state must have been
+                made with `initial_state(..., batched_matmul=True)`. Defaults to False.
 
         Returns:
             `(logits [batch, vocabulary_size], new_state, None)`; cross-attention maps
             for pictures come from `cross_attention_weights`.
         """
-        weights = self.step_weights() if weights is None else weights
+        if weights is None:
+            # A step on its own (the LiteRT export's `decode_step` and `caption` loop)
+            # keeps three projections: fused, int8 LiteRT gives queries, keys and values
+            # one range, and int8 captions equal to float fell from 66 % to 57 % (demo).
+            weights = self.step_weights(fuse_query_key_value=False)
         x = ops.take(weights["tokens"], token_ids, axis=0)
         x = x + ops.take(weights["positions"], index, axis=0)
+        # Shaped once a step for every block, for the caches' and the scores' layouts:
+        # positions on axis 1 (broadcast form) or last (batched MatMuls; values: axis 2).
         cache_positions = ops.arange(self.sequence_length)
-        written = ops.equal(cache_positions, index)[:, None]
-        visible = ops.less_equal(cache_positions, index)[None, None, :]
+        written = ops.equal(cache_positions, index)
+        visible = ops.less_equal(cache_positions, index)
+        if batched_matmul:
+            written_keys, written_values = written, ops.reshape(written, (-1, 1))
+        else:
+            visible = ops.reshape(visible, (-1, 1, 1))
+            written_keys = written_values = ops.reshape(written, (-1, 1, 1))
+        mask = (visible, ops.cast(visible, x.dtype))
         new_state = {key: [] for key in state}
         blocks = zip(self.decoder_layers, weights["blocks"], strict=True)
         for number, (layer, block) in enumerate(blocks):
@@ -236,12 +278,14 @@ class TransformerCaptionDecoder(keras.layers.Layer):
             residual = x
             if first:
                 x = _layer_norm(x, block["self_norm"])
-            new_key = _split_heads(x, block["self_key"])
-            new_value = _split_heads(x, block["self_value"])
-            keys = ops.where(written, new_key[:, :, None], state["self_keys"][number])
-            values = ops.where(written, new_value[:, :, None], state["self_values"][number])
-            query = _split_heads(x, block["self_query"])
-            attended = _attend_one_query(query, keys, values, visible, batched_matmul)
+            query, new_key, new_value = (
+                projected
+                for projection in block["self_query_key_value"]
+                for projected in _project_heads(x, projection, batched_matmul)
+            )
+            keys = ops.where(written_keys, new_key, state["self_keys"][number])
+            values = ops.where(written_values, new_value, state["self_values"][number])
+            attended = _attend_one_query(query, keys, values, mask, batched_matmul)
             x = _dense(attended, block["self_output"])
             x = layer._self_attention_dropout(x, training=training) + residual
             if not first:
@@ -252,7 +296,7 @@ class TransformerCaptionDecoder(keras.layers.Layer):
             residual = x
             if first:
                 x = _layer_norm(x, block["cross_norm"])
-            query = _split_heads(x, block["cross_query"])
+            (query,) = _project_heads(x, block["cross_query"], batched_matmul)
             attended = _attend_one_query(query, cross_keys, cross_values, None, batched_matmul)
             x = _dense(attended, block["cross_output"])
             x = layer._cross_attention_dropout(x, training=training) + residual
@@ -322,15 +366,31 @@ class TransformerCaptionDecoder(keras.layers.Layer):
         return config
 
 
-def _head_projection(dense, dtype, scale: float = 1.0) -> dict:
-    """A Keras attention projection (`EinsumDense` "abc,cde->abde", kernel `[dim, heads,
-    head_dim]`) as a `[dim, heads * head_dim]` matrix and a flat bias, times `scale`."""
-    _, heads, head_dim = dense.kernel.shape
-    kernel = ops.reshape(ops.cast(dense.kernel, dtype), (-1, heads * head_dim)) * scale
-    bias = None
-    if dense.bias is not None:
-        bias = ops.reshape(ops.cast(dense.bias, dtype), (-1,)) * scale
-    return {"kernel": kernel, "bias": bias, "heads": heads, "head_dim": head_dim}
+def _head_projection(denses: dict, dtype) -> dict:
+    """Keras attention projections (`EinsumDense` "abc,cde->abde", kernels `[dim, heads,
+    head_dim]`) of the same input as one `[dim, parts * heads * head_dim]` matrix and a
+    flat bias: `denses` maps a kind ("query", "key", "value") to `(dense, scale)`, the
+    scale multiplying that projection (`_project_heads` splits them)."""
+    _, heads, head_dim = next(iter(denses.values()))[0].kernel.shape
+    kernels, biases = [], []
+    for dense, scale in denses.values():
+        kernels.append(ops.reshape(ops.cast(dense.kernel, dtype), (-1, heads * head_dim)) * scale)
+        bias = ops.zeros((heads * head_dim,), dtype) if dense.bias is None else dense.bias
+        biases.append(ops.reshape(ops.cast(bias, dtype), (-1,)) * scale)
+    return {
+        "kernel": ops.concatenate(kernels, axis=-1),
+        "bias": ops.concatenate(biases, axis=-1),
+        "kinds": tuple(denses),
+        "heads": heads,
+        "head_dim": head_dim,
+    }
+
+
+def _head_projections(denses: dict, dtype, fuse: bool) -> list[dict]:
+    """`[_head_projection(denses)]`, or one projection per kind when not `fuse`."""
+    if fuse:
+        return [_head_projection(denses, dtype)]
+    return [_head_projection({kind: dense}, dtype) for kind, dense in denses.items()]
 
 
 def _merge_projection(dense, dtype) -> dict:
@@ -363,9 +423,22 @@ def _dense(x, weights: dict):
     return y if weights["bias"] is None else y + weights["bias"]
 
 
-def _split_heads(x, projection: dict):
-    """`x` `[batch, dim]` projected to `[batch, heads, head_dim]` by one `MatMul`."""
-    return ops.reshape(_dense(x, projection), (-1, projection["heads"], projection["head_dim"]))
+def _project_heads(x, projection: dict, batched_matmul: bool = False) -> list:
+    """`x` `[batch, dim]` through a `_head_projection` by one `MatMul`: one tensor per
+    kind (a single query or cache position), `[batch, 1, heads, head_dim]`, or in the
+    batched-MatMul layouts a query or value `[batch, heads, 1, head_dim]` and a key
+    `[batch, heads, head_dim, 1]` (size-1 axes move: reshapes, no transpose)."""
+    heads, head_dim, kinds = projection["heads"], projection["head_dim"], projection["kinds"]
+    layout = (heads, 1, head_dim) if batched_matmul else (1, heads, head_dim)
+    y = _dense(x, projection)
+    if len(kinds) == 1:
+        projected = [ops.reshape(y, (-1, *layout))]
+    else:
+        projected = ops.unstack(ops.reshape(y, (-1, len(kinds), *layout)), len(kinds), axis=1)
+    if batched_matmul and "key" in kinds:  # for `query @ keys` without a transpose
+        k = kinds.index("key")
+        projected[k] = ops.reshape(projected[k], (-1, heads, head_dim, 1))
+    return projected
 
 
 def _layer_norm(x, weights: dict):
@@ -383,35 +456,39 @@ def _layer_norm(x, weights: dict):
     return ops.cast(normalized, x.dtype)
 
 
-def _attend_one_query(query, keys, values, visible=None, batched_matmul=False):
+def _attend_one_query(query, keys, values, mask=None, batched_matmul=False):
     """Dot-product attention for a single query position, per head.
 
-    `query` `[batch, heads, head_dim]` (already scaled), `keys`/`values` `[batch, heads,
-    length, head_dim]`, `visible` bool broadcastable to `[batch, heads, length]`; returns
-    `[batch, heads * head_dim]`. With one query, a broadcast multiply and a sum replace
-    Keras' einsums (no transposes; LiteRT builtins only); `batched_matmul` uses two
-    batched `MatMul`s instead, faster on many rows but 70 us a call in TF's oneDNN at
-    batch 1 (a caption 1.6x as long). Masked positions get zero weight: the same
-    attention as Keras' masked softmax (a -1e9 score) in exact arithmetic.
+    Broadcast form: `query` `[batch, 1, heads, head_dim]` (already scaled), `keys` and
+    `values` `[batch, positions, heads, head_dim]`; a broadcast multiply and a sum
+    replace Keras' einsums (no transposes; LiteRT builtins only). Batched-MatMul form
+    (faster on many rows, 70 us a call in TF's oneDNN at batch 1): `query` `[batch,
+    heads, 1, head_dim]`, `keys` `[batch, heads, head_dim, positions]`, `values`
+    `[batch, heads, positions, head_dim]`. `mask`: (bool, the same as 0/1 floats) which
+    positions are visible, broadcastable to the scores. Returns `[batch, heads *
+    head_dim]`. Masked positions get zero weight: the same attention as Keras' masked
+    softmax (a -1e9 score) in exact arithmetic.
     """
     if batched_matmul:
-        scores = ops.matmul(query[:, :, None], ops.swapaxes(keys, -1, -2))[:, :, 0]
+        scores = ops.matmul(query, keys)  # [batch, heads, 1, positions]
+        positions = -1
     else:
-        scores = ops.sum(query[:, :, None] * keys, axis=-1)
-    if visible is not None:
+        scores = ops.sum(query * keys, axis=-1, keepdims=True)  # [batch, positions, heads, 1]
+        positions = 1
+    if mask is not None:
         # Not a -1e9 score: int8 LiteRT gives every tensor one range, and a -1e9 stretched
         # the scores' range so far that all real scores quantized to one value (uniform
         # attention; int8 captions equal to float on 2 % of the demo's test images). A
         # masked position takes MASKED_SCORE, inside the range real scores have.
-        scores = ops.where(visible, scores, ops.cast(MASKED_SCORE, scores.dtype))
+        scores = ops.where(mask[0], scores, ops.cast(MASKED_SCORE, scores.dtype))
     # The softmax written out: TF's oneDNN softmax took 77 us a call on one token's
     # scores (a fifth of a batch-1 caption); these six ops take about 10.
-    weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
-    if visible is not None:
-        weights = weights * ops.cast(visible, scores.dtype)
-    weights = weights / ops.sum(weights, axis=-1, keepdims=True)
+    weights = ops.exp(scores - ops.max(scores, axis=positions, keepdims=True))
+    if mask is not None:
+        weights = weights * mask[1]
+    weights = weights / ops.sum(weights, axis=positions, keepdims=True)
     if batched_matmul:
-        attended = ops.matmul(weights[:, :, None], values)[:, :, 0]
+        attended = ops.matmul(weights, values)
     else:
-        attended = ops.sum(weights[..., None] * values, axis=2)
-    return ops.reshape(attended, (-1, attended.shape[1] * attended.shape[2]))
+        attended = ops.sum(weights * values, axis=1)
+    return ops.reshape(attended, (-1, math.prod(query.shape[1:])))

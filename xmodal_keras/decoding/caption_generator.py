@@ -145,7 +145,6 @@ class CaptionGenerator:
     def search(self, images, options: DecodingOptions, *, return_attention: bool = False) -> dict:
         """Token ids and scores for a batch (plain TF; call inside a `tf.function`)."""
         features = self.encode(images)
-        state = self.initial_state(features)
         batch_size = tf.shape(images)[0]
         common = {
             "batch_size": batch_size,
@@ -154,7 +153,7 @@ class CaptionGenerator:
             "max_length": self.max_length,
         }
 
-        def run(step):
+        def run(step, state):
             if options.method == "beam":
                 return beam_search(
                     step,
@@ -182,20 +181,27 @@ class CaptionGenerator:
             )
 
         if hasattr(self.decoder, "step_weights"):
+
+            def run_transformer(batched_matmul: bool):
+                state = self.decoder.initial_state(
+                    features["grid"], features["pooled"], batched_matmul=batched_matmul
+                )
+                return run(self._loop_step(batched_matmul), state)
+
             # The batch is unknown when a SavedModel signature is traced, so both loops go
             # in the graph and the batch picks one when it runs.
             beams = options.beam_width if options.method == "beam" else 1
             batched_matmul = (images.shape[0] or batch_size) * beams >= BATCHED_MATMUL_ROWS
             if isinstance(batched_matmul, bool):
-                result = run(self._loop_step(batched_matmul))
+                result = run_transformer(batched_matmul)
             else:
                 result = tf.cond(
                     batched_matmul,
-                    lambda: run(self._loop_step(batched_matmul=True)),
-                    lambda: run(self._loop_step()),
+                    lambda: run_transformer(True),
+                    lambda: run_transformer(False),
                 )
         else:
-            result = run(self.step)
+            result = run(self.step, self.initial_state(features))
         if return_attention and "attention" not in result:
             result["attention"] = self._cross_attention(result["tokens"], features["grid"])
         return result

@@ -9,11 +9,13 @@ StepFunction = Callable[[tf.Tensor, object, tf.Tensor], tuple[tf.Tensor, object,
 
 
 def write_column(matrix: tf.Tensor, index: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
-    """`matrix[:, index] = values` for a column that still holds zeros (builtin ops only)."""
-    length = tf.shape(matrix)[1]
-    column = tf.one_hot(index, length, dtype=matrix.dtype)
-    column = tf.reshape(column, [1, length] + [1] * (len(matrix.shape) - 2))
-    return matrix + column * tf.expand_dims(values, 1)
+    """`matrix[:, index] = values` with a broadcast select (builtin ops only; three ops
+    when the matrix's length is static, as in every decoding loop)."""
+    length = matrix.shape[1] if matrix.shape[1] is not None else tf.shape(matrix)[1]
+    column = tf.equal(tf.range(length), index)
+    if len(matrix.shape) > 2:
+        column = tf.reshape(column, [length] + [1] * (len(matrix.shape) - 2))
+    return tf.where(column, tf.expand_dims(values, 1), matrix)
 
 
 def greedy_search(
@@ -72,15 +74,13 @@ def greedy_search(
         logits, state, step_attention = step(token, state, index)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
         next_token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        next_token = tf.where(finished, tf.zeros_like(next_token), next_token)
+        next_token = tf.where(finished, 0, next_token)
         chosen = tf.gather(log_probs, next_token, batch_dims=1)
-        scores += tf.where(finished, tf.zeros_like(chosen), chosen)
+        scores += tf.where(finished, 0.0, chosen)
         tokens = write_column(tokens, index, next_token)
         if num_regions:
             step_attention = tf.cast(step_attention, tf.float32)
-            step_attention = tf.where(
-                finished[:, None], tf.zeros_like(step_attention), step_attention
-            )
+            step_attention = tf.where(finished[:, None], 0.0, step_attention)
             attention = write_column(attention, index, step_attention)
         finished = tf.logical_or(finished, tf.equal(next_token, end_id))
         return index + 1, next_token, state, tokens, scores, finished, attention

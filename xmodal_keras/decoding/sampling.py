@@ -81,9 +81,9 @@ def sample_search(
         next_token = tf.random.stateless_categorical(
             filtered, 1, seed=tf.stack([tf.constant(seed), index]), dtype=tf.int32
         )[:, 0]
-        next_token = tf.where(finished, tf.zeros_like(next_token), next_token)
+        next_token = tf.where(finished, 0, next_token)
         chosen = tf.gather(tf.nn.log_softmax(logits, axis=-1), next_token, batch_dims=1)
-        scores += tf.where(finished, tf.zeros_like(chosen), chosen)
+        scores += tf.where(finished, 0.0, chosen)
         tokens = write_column(tokens, index, next_token)
         finished = tf.logical_or(finished, tf.equal(next_token, end_id))
         return index + 1, next_token, state, tokens, scores, finished

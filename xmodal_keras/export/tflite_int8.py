@@ -23,6 +23,7 @@ Example (a converted float model with signatures `encode`, `decode_step`, `capti
                                  shared_ranges=[("encode", "caption")])
 """
 
+import collections
 import difflib
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -111,26 +112,81 @@ def _op_keys(model: "schema.ModelT", subgraph: int) -> list[tuple]:
     return keys
 
 
+def _with_producers(model: "schema.ModelT", subgraph: int, keys: list[tuple]) -> list[tuple]:
+    """Each op's key with the keys of the ops that make its inputs (None for a subgraph
+    input or a weight): two reshapes of the same shape tell apart by what they reshape."""
+    operators = model.subgraphs[subgraph].operators
+    producer = {t: i for i, op in enumerate(operators) for t in op.outputs}
+    return [
+        (keys[i], tuple(keys[producer[t]] if t in producer else None for t in op.inputs))
+        for i, op in enumerate(operators)
+    ]
+
+
+def _runs(source_keys: list, target_keys: list) -> list[tuple[int, int]]:
+    """Index pairs of the longest matching runs of two key lists (difflib)."""
+    matcher = difflib.SequenceMatcher(None, source_keys, target_keys, autojunk=False)
+    return [
+        (block.a + i, block.b + i)
+        for block in matcher.get_matching_blocks()
+        for i in range(block.size)
+    ]
+
+
+def _matching_ops(model: "schema.ModelT", source: int, target: int) -> list[tuple[int, int]]:
+    """(source, target) op index pairs of the same computation in two subgraphs.
+
+    1. The longest matching runs of ops keyed with their inputs' producers; 2. each op
+    left over on both sides whose producer-key is unique there (the converter can
+    schedule an op elsewhere: a value projection's RESHAPE came two ops later in the
+    demo's loop body than in `decode_step`, and by plain keys it took the key
+    projection's ranges); 3. within each gap between the runs of 1, runs of plain keys
+    among the ops still left (an op whose input comes from a different op on each side:
+    `decode_step`'s `index[0]` against the loop's `index`).
+    """
+    plain = _op_keys(model, source), _op_keys(model, target)
+    rich = _with_producers(model, source, plain[0]), _with_producers(model, target, plain[1])
+    runs = _runs(*rich)
+    pairs = list(runs)
+    paired = [{a for a, _ in pairs}, {b for _, b in pairs}]
+    left = [collections.defaultdict(list), collections.defaultdict(list)]
+    for side in (0, 1):
+        for i, key in enumerate(rich[side]):
+            if i not in paired[side]:
+                left[side][key].append(i)
+    for key, indices in left[0].items():
+        if len(indices) == 1 and len(left[1].get(key, ())) == 1:
+            pairs.append((indices[0], left[1][key][0]))
+            paired[0].add(indices[0])
+            paired[1].add(left[1][key][0])
+    done = (0, 0)
+    for a, b in [*runs, (len(plain[0]), len(plain[1]))]:
+        gap = [
+            [i for i in range(done[side], end) if i not in paired[side]]
+            for side, end in ((0, a), (1, b))
+        ]
+        keys = [[plain[side][i] for i in gap[side]] for side in (0, 1)]
+        pairs += [(gap[0][i], gap[1][j]) for i, j in _runs(*keys)]
+        done = (a + 1, b + 1)
+    return pairs
+
+
 def _share_ranges(model: "schema.ModelT", ranges: dict, source: int, target: int) -> int:
     """Give the target subgraph's tensors the ranges of the same tensors in `source`;
     returns how many tensors were matched."""
     source_ops = model.subgraphs[source].operators
     target_ops = model.subgraphs[target].operators
-    matcher = difflib.SequenceMatcher(
-        None, _op_keys(model, source), _op_keys(model, target), autojunk=False
-    )
     matched = 0
-    for block in matcher.get_matching_blocks():
-        for i in range(block.size):
-            a, b = source_ops[block.a + i], target_ops[block.b + i]
-            pairs = [*zip(a.inputs, b.inputs, strict=True), *zip(a.outputs, b.outputs, strict=True)]
-            for ta, tb in pairs:
-                if ta < 0 or tb < 0:
-                    continue
-                name = _name(model, source, ta)
-                if name in ranges:
-                    ranges[_name(model, target, tb)] = ranges[name]
-                    matched += 1
+    for index_a, index_b in _matching_ops(model, source, target):
+        a, b = source_ops[index_a], target_ops[index_b]
+        pairs = [*zip(a.inputs, b.inputs, strict=True), *zip(a.outputs, b.outputs, strict=True)]
+        for ta, tb in pairs:
+            if ta < 0 or tb < 0:
+                continue
+            name = _name(model, source, ta)
+            if name in ranges:
+                ranges[_name(model, target, tb)] = ranges[name]
+                matched += 1
     return matched
 
 

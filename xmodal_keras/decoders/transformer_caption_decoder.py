@@ -157,21 +157,19 @@ class TransformerCaptionDecoder(keras.layers.Layer):
         for layer in self.decoder_layers:
             cross_attention = layer._cross_attention_layer
             for kind in ("keys", "values"):
-                zeros = ops.zeros(
-                    (batch, self.sequence_length, self.num_heads, self.head_dim), memory.dtype
-                )
+                cache_shape = (batch, self.sequence_length, self.num_heads, self.head_dim)
                 dense = getattr(cross_attention, f"_{kind[:-1]}_dense")
                 # One MatMul on [batch * regions, dim]: the layer's EinsumDense ran a
                 # batched MatMul (~225 us a call on 2 CPU cores at batch 1).
-                projection = _head_projection({kind: (dense, 1.0)}, memory.dtype)
+                projection = _head_projection({kind[:-1]: (dense, 1.0)}, memory.dtype)
                 projected = ops.reshape(
                     _dense(flat_memory, projection),
                     (batch, regions, self.num_heads, self.head_dim),
                 )
                 if kind in layouts:
-                    zeros = ops.transpose(zeros, layouts[kind])
+                    cache_shape = tuple(cache_shape[axis] for axis in layouts[kind])
                     projected = ops.transpose(projected, layouts[kind])
-                state[f"self_{kind}"].append(zeros)
+                state[f"self_{kind}"].append(ops.zeros(cache_shape, memory.dtype))
                 state[f"cross_{kind}"].append(projected)
         return state
 

@@ -287,9 +287,8 @@ def test_full_integer_transformer_keeps_its_scores_and_agrees_with_float(
     expected = np.stack(TFLiteCaptioner(float_path).caption_images(images)["tokens"])
     tokens = np.stack(TFLiteCaptioner(path).caption_images(images)["tokens"])
     assert len({tuple(row) for row in expected}) > 1, "the test needs captions that differ"
-    # Token agreement measured on these 12 images: int8 0.50, int16x8 0.72 (whole captions
-    # 3 and 6 of 12: a random model's top logits are close); 0.72 and 0.72 (6 and 6) since
-    # the step's caches have the positions-second layout. On the trained demo captioner
+    # Token agreement measured on these 12 images: int8 0.72, int16x8 0.72 (whole captions
+    # 6 of 12 each: a random model's top logits are close). On the trained demo captioner
     # (benchmarks/tflite.py) whole captions agree on 64-66 % (int8), 87-96 % (int16x8).
     assert np.mean(tokens == expected) >= {"int8": 0.4, "int16x8": 0.6}[quantize]
 

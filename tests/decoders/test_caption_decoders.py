@@ -10,6 +10,7 @@ from xmodal_keras.decoders import (
     LSTMCaptionDecoder,
     TransformerCaptionDecoder,
 )
+from xmodal_keras.decoders.transformer_caption_decoder import _attend_one_query
 
 VOCAB, LENGTH, REGIONS, FEATURES = 12, 6, 4, 6
 rng = np.random.default_rng(0)
@@ -102,6 +103,37 @@ def test_transformer_step_with_weights_read_once_equals_teacher_forcing(batched_
         )
         logits.append(step_logits.numpy())
     np.testing.assert_allclose(np.stack(logits, axis=1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("batched_matmul", [False, True])
+def test_masked_attention_stays_a_distribution_when_visible_scores_are_very_low(batched_matmul):
+    """Visible scores of -200 against a masked (empty cache) position's 0: the softmax
+    must shift by the visible maximum. A constant masked score (-16) used to set the
+    shift, and the visible weights underflowed to 0 / 0 (NaN; a zero sum in int8 LiteRT,
+    which stopped the caption loop)."""
+    head_dim, positions = 4, 3
+    keys = np.zeros((1, positions, 1, head_dim), "float32")
+    keys[0, :2, 0] = [[-50.0, 0, 0, 0], [-51.0, 0, 0, 0]]  # two written cache rows
+    values = rng.normal(size=(1, positions, 1, head_dim)).astype("float32")
+    query = np.array([[[[4.0, 0, 0, 0]]]], "float32")  # scores -200, -204, 0 (unwritten)
+    visible = np.array([True, True, False]).reshape(1, positions, 1, 1)
+    mask = (tf.constant(visible), tf.constant(visible.astype("float32")))
+    if batched_matmul:
+        query, keys, values = (
+            query.transpose(0, 2, 1, 3),
+            keys.transpose(0, 2, 3, 1),
+            (values.transpose(0, 2, 1, 3)),
+        )
+        mask = tuple(tf.reshape(m, (1, 1, 1, positions)) for m in mask)
+    attended = _attend_one_query(query, keys, values, mask, batched_matmul).numpy()
+    weights = np.exp([0.0, -4.0]) / np.exp([0.0, -4.0]).sum()
+    expected = weights @ _value_rows(values, batched_matmul)[:2]
+    np.testing.assert_allclose(attended[0], expected, rtol=1e-5)
+
+
+def _value_rows(values, batched_matmul):
+    """The `[positions, head_dim]` values of the single batch row and head."""
+    return values[0, 0] if batched_matmul else values[0, :, 0]
 
 
 def test_gru_attention_sums_to_one_and_penalty_is_added():

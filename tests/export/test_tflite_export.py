@@ -256,6 +256,34 @@ def test_int8_transformer_caption_loop_equals_its_steps(
     _steps_equal_caption(captioner, test_images)
 
 
+def test_int8_caption_survives_attention_scores_outside_the_calibrated_ranges(tmp_path):
+    """Query weights scaled up and calibration on a flat grey image: other images' score
+    rows fall below the calibrated ranges. The clipped row max used to round every
+    attention weight to 0, and LiteRT's DIV kernel raised on the zero divisor (all 3
+    images here, and 1 of the demo captioner's 100 val images)."""
+    keras.utils.set_random_seed(3)
+    tokenizer = CaptionTokenizer.from_captions(["a red circle left of a blue square"], 8)
+    model = build_transformer_captioner(
+        vocabulary_size=tokenizer.vocabulary_size,
+        sequence_length=8,
+        image_shape=(32, 32, 3),
+        encoder_kwargs={"hidden_dim": 8},
+        hidden_dim=8,
+        num_heads=2,
+        num_layers=2,
+    )
+    for weight in model.get_layer(CAPTION_DECODER_NAME).weights:
+        if weight.path.endswith("query/kernel"):
+            weight.assign(weight * 40.0)
+    grey = np.full((2, 32, 32, 3), 128, np.uint8)
+    path = export_tflite(CaptionGenerator(model, tokenizer), tmp_path, name="t8",
+                         quantize="int8", representative_images=grey)  # fmt: skip
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+    images = np.stack([np.zeros_like(noise), np.full_like(noise, 255), noise])
+    result = TFLiteCaptioner(path).caption_images(images)  # raised RuntimeError (DIV)
+    assert len(result["tokens"]) == 3 and np.all(np.isfinite(result["scores"]))
+
+
 def _widest_activation_range(model_file) -> float:
     """The widest value range of any quantized activation (a tensor without weights)."""
     model = read_model_t(pathlib.Path(model_file).read_bytes())

@@ -10,10 +10,6 @@ from keras_hub.src.layers.modeling.transformer_layer_utils import compute_causal
 from xmodal_keras.api_export import xmodal_export
 from xmodal_keras.argument_checks import check_positive_int
 
-# The score a masked cache position takes before its weight is set to zero: low enough that
-# it barely takes softmax mass, near enough to real scores to keep int8 ranges tight.
-MASKED_SCORE = -16.0
-
 
 @xmodal_export
 class TransformerCaptionDecoder(keras.layers.Layer):
@@ -474,17 +470,24 @@ def _attend_one_query(query, keys, values, mask=None, batched_matmul=False):
         scores = ops.sum(query * keys, axis=-1, keepdims=True)  # [batch, positions, heads, 1]
         positions = 1
     if mask is not None:
-        # Not a -1e9 score: int8 LiteRT gives every tensor one range, and a -1e9 stretched
-        # the scores' range so far that all real scores quantized to one value (uniform
-        # attention; int8 captions equal to float on 2 % of the demo's test images). A
-        # masked position takes MASKED_SCORE, inside the range real scores have.
-        scores = ops.where(mask[0], scores, ops.cast(MASKED_SCORE, scores.dtype))
+        # A masked position takes the lowest score of the row, so the max below is a
+        # visible position's and the sum of weights is >= 1. Not a -1e9 score: int8 LiteRT
+        # gives every tensor one range, and -1e9 stretched the scores' range so far that
+        # all real scores quantized to one value (int8 captions equal to float on 2 % of
+        # the demo's test images). Not a constant score either: when every visible score
+        # was far below it, the visible weights underflowed to 0 / 0 (NaN).
+        lowest = ops.min(scores, axis=positions, keepdims=True)
+        scores = ops.where(mask[0], scores, lowest)
     # The softmax written out: TF's oneDNN softmax took 77 us a call on one token's
-    # scores (a fifth of a batch-1 caption); these six ops take about 10.
+    # scores (a fifth of a batch-1 caption); these few ops take about 10.
     weights = ops.exp(scores - ops.max(scores, axis=positions, keepdims=True))
     if mask is not None:
         weights = weights * mask[1]
-    weights = weights / ops.sum(weights, axis=positions, keepdims=True)
+    # The sum is >= 1 (the max position's weight is 1), so the floor changes nothing in
+    # float. In int8 LiteRT a score row below its calibrated range clipped the max, every
+    # weight rounded to 0, and the DIV kernel stopped the caption loop on a zero divisor
+    # (1 of the demo captioner's 100 val images); 0.5 is many int8 steps above zero.
+    weights = weights / ops.maximum(ops.sum(weights, axis=positions, keepdims=True), 0.5)
     if batched_matmul:
         attended = ops.matmul(weights, values)
     else:

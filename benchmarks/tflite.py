@@ -204,8 +204,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp)
         runs = [pathlib.Path(r) for r in args.run] if args.run else train_tiny_runs(args, out)
-        for run in runs:
-            benchmark_run(run, args, out / "exports")
+        for number, run in enumerate(runs):  # runs can share a name and a decoder
+            benchmark_run(run, args, out / "exports" / str(number))
 
 
 if __name__ == "__main__":

@@ -315,10 +315,11 @@ def test_full_integer_transformer_keeps_its_scores_and_agrees_with_float(
     expected = np.stack(TFLiteCaptioner(float_path).caption_images(images)["tokens"])
     tokens = np.stack(TFLiteCaptioner(path).caption_images(images)["tokens"])
     assert len({tuple(row) for row in expected}) > 1, "the test needs captions that differ"
-    # Token agreement measured on these 12 images: int8 0.72, int16x8 0.72 (whole captions
-    # 6 of 12 each: a random model's top logits are close). On the trained demo captioner
-    # (benchmarks/tflite.py) whole captions agree on 64-66 % (int8), 87-96 % (int16x8).
-    assert np.mean(tokens == expected) >= {"int8": 0.4, "int16x8": 0.6}[quantize]
+    # Token agreement measured on these 12 images: int8 0.56 (6 of 12 whole captions: a
+    # random model's top logits are close), int16x8 1.0 (its word projection keeps float16
+    # weights). On the trained demo and digits captioners (benchmarks/tflite.py, val split)
+    # whole captions agree on 72 % / 52 % (int8) and 96 % / 96 % (int16x8).
+    assert np.mean(tokens == expected) >= {"int8": 0.4, "int16x8": 0.9}[quantize]
 
 
 @pytest.mark.parametrize("quantize", ["none", "float16", "dynamic", "int8", "int16x8"])
@@ -335,6 +336,37 @@ def test_every_variant_has_the_three_signatures(quantize, gru_generator, test_im
     assert tokens.shape == (gru_generator.max_length,) and np.isfinite(score)
     sizes = json.loads((path / "metadata.json").read_text())["size"]
     assert sizes["file"] == (path / "model.tflite").stat().st_size
+    if quantize in ("int8", "int16x8"):
+        # The word projection (read by ARG_MAX / LOG_SOFTMAX) keeps float16 weights in
+        # `decode_step` and in the loop; every other FULLY_CONNECTED has int8 weights.
+        word, other = _fully_connected_weight_types(path / "model.tflite")
+        assert word == [schema.TensorType.FLOAT16] * 2
+        assert set(other) == {schema.TensorType.INT8}
+
+
+def _fully_connected_weight_types(model_file) -> tuple[list, list]:
+    """Weight dtypes of the word projections and of the other FULLY_CONNECTED ops."""
+    model = read_model_t(pathlib.Path(model_file).read_bytes())
+    word, other = [], []
+    readers = {schema.BuiltinOperator.ARG_MAX, schema.BuiltinOperator.LOG_SOFTMAX}
+    for subgraph in model.subgraphs:
+        codes = [
+            max(model.operatorCodes[op.opcodeIndex].builtinCode,
+                model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
+            for op in subgraph.operators
+        ]  # fmt: skip
+        pairs = list(zip(subgraph.operators, codes, strict=True))
+        read = {t for op, c in pairs if c in readers for t in op.inputs}
+        producer = {t: op for op in subgraph.operators for t in op.outputs}
+        for op, code in pairs:
+            if code != schema.BuiltinOperator.FULLY_CONNECTED:
+                continue
+            weight = op.inputs[1]
+            if weight in producer:  # float16 weights pass through a DEQUANTIZE
+                weight = producer[weight].inputs[0]
+            kind = word if any(t in read for t in op.outputs) else other
+            kind.append(subgraph.tensors[weight].type)
+    return word, other
 
 
 def test_a_file_without_the_caption_signature_is_refused(gru_export, gru_generator, tmp_path):

@@ -34,7 +34,10 @@ calibrating the `WHILE` loop of `caption`, so both full-integer variants convert
 float32 and quantize that file with `ai-edge-quantizer`
 (`tflite_int8.quantize_full_integer`), the loop's body taking the ranges of
 `decode_step`: the in-model loop gives the tokens an app's loop over `encode` +
-`decode_step` gives.
+`decode_step` gives. In both, the word projection (the logits over the vocabulary) keeps
+float16 weights and runs in float, as the argmax and log-softmax after it do (and the
+Transformer attention's exp and max: ops ai-edge-quantizer leaves in float): int8
+weights there changed near-tied words more than any other layer's (see `tflite_int8`).
 
 `metadata.json` records the file's `size` (`tflite_size.size_breakdown`: weights, scales,
 structure).

@@ -15,7 +15,12 @@ signature, the `caption` loop too) is quantized after conversion:
    aligned by opcode and weight buffer, and the target takes the source's ranges, so the
    in-model loop computes exactly what an app's loop over `decode_step` computes;
 4. `static_wi8_ai8` (int8 per-channel weights, int8 activations), with float inputs and
-   outputs at every subgraph boundary, which a `WHILE` op needs (body in == body out).
+   outputs at every subgraph boundary, which a `WHILE` op needs (body in == body out);
+5. the word projection (the `FULLY_CONNECTED` whose output an `ARG_MAX` or `LOG_SOFTMAX`
+   reads: logits over the vocabulary) keeps float16 weights and runs in float, as the
+   argmax after it does. Its int8 weights alone changed the argmax of near-tied words:
+   with float activations everywhere, int8 weights gave captions equal to float on 93 % /
+   87 % of the shapes / digits val images, and 96 % / 94 % with this one layer in float.
 
 Example (a converted float model with signatures `encode`, `decode_step`, `caption`):
 
@@ -25,6 +30,7 @@ Example (a converted float model with signatures `encode`, `decode_step`, `capti
 
 import collections
 import difflib
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -89,6 +95,26 @@ def _unify_loop_ranges(model: "schema.ModelT", ranges: dict) -> None:
                 if known:
                     merged = _union(known)
                     ranges.update({n: merged for n in names})
+
+
+def _word_projection_scopes(model: "schema.ModelT") -> list[str]:
+    """Anchored scope regexes (ai-edge-quantizer's op scope: its output tensor names) of
+    every `FULLY_CONNECTED` whose output an `ARG_MAX` or `LOG_SOFTMAX` reads, in every
+    subgraph: the vocabulary projection of `decode_step` and of the `caption` loop, which
+    share one weight buffer and so must be quantized alike."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils
+
+    readers = {schema.BuiltinOperator.ARG_MAX, schema.BuiltinOperator.LOG_SOFTMAX}
+    scopes = []
+    for subgraph in model.subgraphs:
+        read = {t for op in subgraph.operators if _code(model, op) in readers for t in op.inputs}
+        for op in subgraph.operators:
+            if _code(model, op) == schema.BuiltinOperator.FULLY_CONNECTED and any(
+                t in read for t in op.outputs
+            ):
+                scope = tfl_flatbuffer_utils.get_op_scope(op, subgraph.tensors)
+                scopes.append(f"^{re.escape(scope)}$")
+    return scopes
 
 
 def _op_keys(model: "schema.ModelT", subgraph: int) -> list[tuple]:
@@ -243,6 +269,7 @@ def quantize_full_integer(
     shared_ranges: Sequence[tuple[str, str]] = (),
     num_threads: int = 2,
     activation_bits: int = 8,
+    float16_word_projection: bool = True,
 ) -> bytes:
     """int8 weights and activations for every signature of a float `.tflite` model.
 
@@ -255,11 +282,20 @@ def quantize_full_integer(
         num_threads: calibration interpreter threads. Defaults to 2.
         activation_bits: 8 (`static_wi8_ai8`) or 16 (`static_wi8_ai16`, LiteRT's 16x8
             kernels). Defaults to 8.
+        float16_word_projection: keep float16 weights (float compute) in the vocabulary
+            projection (step 5 above). Defaults to True.
 
     Returns:
         The quantized flatbuffer (float32 at every signature's inputs and outputs).
     """
-    from ai_edge_quantizer import calibrator, qtyping, quantizer, recipe, recipe_manager
+    from ai_edge_quantizer import (
+        algorithm_manager,
+        calibrator,
+        qtyping,
+        quantizer,
+        recipe,
+        recipe_manager,
+    )
     from ai_edge_quantizer.utils import qsv_utils
 
     recipes = {8: recipe.static_wi8_ai8, 16: recipe.static_wi8_ai16}
@@ -270,6 +306,15 @@ def quantize_full_integer(
         engine.update_quantization_recipe(
             regex=".*", operation_name=boundary, algorithm_key="no_quantize"
         )
+    float_model = read_model_t(float_flatbuffer)
+    if float16_word_projection:
+        for scope in _word_projection_scopes(float_model):
+            engine.add_weight_only_config(
+                scope,
+                qtyping.TFLOperationName.FULLY_CONNECTED,
+                num_bits=16,
+                algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
+            )
     # `Quantizer.calibrate` merges the samples' ranges by a moving average (0.95), so a
     # range is about that of the last 20 samples and clips the others; the union of all
     # (min_max_update) does not clip any calibration sample. On the demo captioner it
@@ -286,7 +331,6 @@ def quantize_full_integer(
         {key: list(samples) for key, samples in calibration.items()}, manager
     )
     ranges = dict(ranges_calibrator.get_model_qsvs())
-    float_model = read_model_t(float_flatbuffer)
     _unify_loop_ranges(float_model, ranges)
     for source, target in shared_ranges:
         _share_ranges(

@@ -56,10 +56,8 @@ def gru_export(gru_run, tmp_path_factory):
     return export_tflite(gru_run, tmp_path_factory.mktemp("export"))
 
 
-@pytest.fixture(scope="module")
-def transformer_generator():
-    """An untrained tiny Transformer whose output layer is scaled up so that the greedy
-    tokens differ between images (a parity test on constant captions proves little)."""
+def _tiny_transformer() -> tuple[keras.Model, CaptionTokenizer]:
+    """An untrained tiny Transformer captioner (32x32 images, 8 tokens) and its tokenizer."""
     keras.utils.set_random_seed(3)
     tokenizer = CaptionTokenizer.from_captions(
         ["a red circle left of a blue square", "a green triangle above a star"], sequence_length=8
@@ -73,6 +71,14 @@ def transformer_generator():
         num_heads=2,
         num_layers=2,
     )
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def transformer_generator():
+    """An untrained tiny Transformer whose output layer is scaled up so that the greedy
+    tokens differ between images (a parity test on constant captions proves little)."""
+    model, tokenizer = _tiny_transformer()
     dense = model.get_layer(CAPTION_DECODER_NAME).logits_dense
     dense.kernel.assign(dense.kernel * 8.0)
     return CaptionGenerator(model, tokenizer)
@@ -261,17 +267,7 @@ def test_int8_caption_survives_attention_scores_outside_the_calibrated_ranges(tm
     rows fall below the calibrated ranges. The clipped row max used to round every
     attention weight to 0, and LiteRT's DIV kernel raised on the zero divisor (all 3
     images here, and 1 of the demo captioner's 100 val images)."""
-    keras.utils.set_random_seed(3)
-    tokenizer = CaptionTokenizer.from_captions(["a red circle left of a blue square"], 8)
-    model = build_transformer_captioner(
-        vocabulary_size=tokenizer.vocabulary_size,
-        sequence_length=8,
-        image_shape=(32, 32, 3),
-        encoder_kwargs={"hidden_dim": 8},
-        hidden_dim=8,
-        num_heads=2,
-        num_layers=2,
-    )
+    model, tokenizer = _tiny_transformer()
     for weight in model.get_layer(CAPTION_DECODER_NAME).weights:
         if weight.path.endswith("query/kernel"):
             weight.assign(weight * 40.0)

@@ -109,8 +109,7 @@ def test_transformer_step_with_weights_read_once_equals_teacher_forcing(batched_
 def test_masked_attention_stays_a_distribution_when_visible_scores_are_very_low(batched_matmul):
     """Visible scores of -200 against a masked (empty cache) position's 0: the softmax
     must shift by the visible maximum. A constant masked score (-16) used to set the
-    shift, and the visible weights underflowed to 0 / 0 (NaN; a zero sum in int8 LiteRT,
-    which stopped the caption loop)."""
+    shift, and the visible weights underflowed to 0 / 0 (NaN)."""
     head_dim, positions = 4, 3
     keys = np.zeros((1, positions, 1, head_dim), "float32")
     keys[0, :2, 0] = [[-50.0, 0, 0, 0], [-51.0, 0, 0, 0]]  # two written cache rows
@@ -119,11 +118,9 @@ def test_masked_attention_stays_a_distribution_when_visible_scores_are_very_low(
     visible = np.array([True, True, False]).reshape(1, positions, 1, 1)
     mask = (tf.constant(visible), tf.constant(visible.astype("float32")))
     if batched_matmul:
-        query, keys, values = (
-            query.transpose(0, 2, 1, 3),
-            keys.transpose(0, 2, 3, 1),
-            (values.transpose(0, 2, 1, 3)),
-        )
+        query = query.transpose(0, 2, 1, 3)
+        keys = keys.transpose(0, 2, 3, 1)
+        values = values.transpose(0, 2, 1, 3)
         mask = tuple(tf.reshape(m, (1, 1, 1, positions)) for m in mask)
     attended = _attend_one_query(query, keys, values, mask, batched_matmul).numpy()
     weights = np.exp([0.0, -4.0]) / np.exp([0.0, -4.0]).sum()

@@ -3,7 +3,7 @@
 For each decoder (GRU, Transformer) of a trained run, exports `model.tflite` as float32
 ("none"), "float16", "dynamic" (int8 weights), "int8" (full-integer, calibrated on 64
 train images) and "int16x8" (int16 activations) and prints, in the same run on the
-same CPU and test images:
+same CPU and images (the test split; `--split val` for choosing settings):
 
 - file size (MB) and its share of the float32 file exported in the same run, then a
   table of where the bytes go (`tflite_size.size_breakdown`: weights by dtype,
@@ -15,7 +15,7 @@ same CPU and test images:
 - the Keras `CaptionGenerator.generate` on one image (in-graph greedy in a
   `tf.function`, TensorFlow's default threads on the same cores);
 - parity: the share of images whose tokens equal the Keras greedy tokens, and BLEU-4
-  against the test references (int8 / int16x8 - float32 printed below the table).
+  against the split's references (int8 / int16x8 - float32 printed below the table).
 
 Without `--run` it trains tiny models first (shapes data, 32x32, width 32; ~4 minutes in
 all on 2 CPU cores), so the figures show the mechanics, not a good captioner.
@@ -24,6 +24,7 @@ Run:
 
     .venv/bin/python benchmarks/tflite.py                       # trains tiny GRU + Transformer
     .venv/bin/python benchmarks/tflite.py --run runs/demo --images 200
+    .venv/bin/python benchmarks/tflite.py --run runs/demo runs/digits --split val --images 100
 """
 
 import argparse
@@ -76,11 +77,13 @@ def train_tiny_runs(args: argparse.Namespace, out: pathlib.Path) -> list[pathlib
     return runs
 
 
-def test_split(run: pathlib.Path, count: int):
-    """(image ids, image paths, references) of the run's first `count` test images."""
+def split_images(run: pathlib.Path, split: str, count: int):
+    """(image ids, image paths, references) of the run's first `count` `split` images."""
     _, _, config = load_captioner(run)
     frame = read_caption_data(config.resolved())
-    frame = frame[frame["split"] == "test"]
+    frame = frame[frame["split"] == split]
+    if frame.empty:
+        raise SystemExit(f"{run}: the run's data has no {split!r} images")
     ids = sorted(frame["image_id"].unique())[:count]
     frame = frame[frame["image_id"].isin(ids)]
     paths = dict(zip(frame["image_id"], frame["image_path"], strict=False))
@@ -109,7 +112,7 @@ def bleu4(ids, texts, references) -> float:
 def benchmark_run(run: pathlib.Path, args: argparse.Namespace, out: pathlib.Path) -> None:
     model, tokenizer, config = load_captioner(run)
     generator = CaptionGenerator(model, tokenizer)
-    ids, paths, references = test_split(run, args.images)
+    ids, paths, references = split_images(run, args.split, args.images)
     images = load_image_files(paths, generator.image_shape)
 
     keras_out = generator.generate(images)
@@ -158,7 +161,7 @@ def benchmark_run(run: pathlib.Path, args: argparse.Namespace, out: pathlib.Path
 
     height, width = generator.image_shape[:2]
     print(
-        f"\n{config.decoder} decoder: {run} - {len(images)} test images, "
+        f"\n{config.decoder} decoder: {run} - {len(images)} {args.split} images, "
         f"{height}x{width}, max_length {generator.max_length}"
     )
     header = ("variant", "MB (% f32)", "p50 ms 1 thr", "p50 ms 2 thr", "tokens == keras", "BLEU-4")
@@ -198,7 +201,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs (tiny runs)")
     parser.add_argument("--hidden-dim", type=int, default=32, help="model width (tiny runs)")
     parser.add_argument("--image-size", type=int, default=32, help="image side (tiny runs)")
-    parser.add_argument("--images", type=int, default=40, help="test images to caption")
+    parser.add_argument("--images", type=int, default=40, help="images to caption")
+    parser.add_argument(
+        "--split", default="test", choices=["test", "val"], help="which images (choose on val)"
+    )
     parser.add_argument("--quantize", nargs="+", default=list(QUANTIZATIONS), choices=QUANTIZATIONS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

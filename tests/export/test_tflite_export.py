@@ -21,6 +21,7 @@ from xmodal_keras.export.tflite_captioner import (
     is_tflite_export,
 )
 from xmodal_keras.export.tflite_flatbuffer import read_model_t
+from xmodal_keras.export.tflite_int8 import _code
 from xmodal_keras.export.tflite_ops import count_tensor_types, list_tflite_ops, non_builtin_ops
 from xmodal_keras.models import build_lstm_captioner, build_transformer_captioner
 from xmodal_keras.models.captioner_parts import CAPTION_DECODER_NAME
@@ -346,16 +347,10 @@ def _fully_connected_weight_types(model_file) -> tuple[list, list]:
     word, other = [], []
     readers = {schema.BuiltinOperator.ARG_MAX, schema.BuiltinOperator.LOG_SOFTMAX}
     for subgraph in model.subgraphs:
-        codes = [
-            max(model.operatorCodes[op.opcodeIndex].builtinCode,
-                model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
-            for op in subgraph.operators
-        ]  # fmt: skip
-        pairs = list(zip(subgraph.operators, codes, strict=True))
-        read = {t for op, c in pairs if c in readers for t in op.inputs}
+        read = {t for op in subgraph.operators if _code(model, op) in readers for t in op.inputs}
         producer = {t: op for op in subgraph.operators for t in op.outputs}
-        for op, code in pairs:
-            if code != schema.BuiltinOperator.FULLY_CONNECTED:
+        for op in subgraph.operators:
+            if _code(model, op) != schema.BuiltinOperator.FULLY_CONNECTED:
                 continue
             weight = op.inputs[1]
             if weight in producer:  # float16 weights pass through a DEQUANTIZE
